@@ -1,0 +1,1 @@
+"""Code shared by the Blender add-on and the backend: numpy motion math and the wire protocol (no torch, no bpy)."""

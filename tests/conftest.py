@@ -1,0 +1,29 @@
+"""Shared pytest fixtures: where the reference data lives, and the real HumanML3D clip 012314."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # lets tests import the `synthetic` helpers
+
+# The team's reference material sits beside the clone (CI lays it out the same way).
+REFERENCE_DATA = TESTS.parents[1] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def reference_data() -> Path:
+    if not REFERENCE_DATA.is_dir():
+        pytest.fail(f"reference data not found at {REFERENCE_DATA} (expected ../shared/data beside the clone)")
+    return REFERENCE_DATA
+
+
+@pytest.fixture(scope="session")
+def clip_012314(reference_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(features (170, 263), joints (170, 22, 3)) of HumanML3D clip 012314, float32 as released."""
+    folder = reference_data / "humanml3d"
+    return np.load(folder / "feats_012314.npy"), np.load(folder / "joints_012314.npy")
