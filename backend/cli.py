@@ -1,0 +1,130 @@
+"""The `motiongpt3` command line: encode BVH to 263-dim features, decode features to BVH/joints, benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from shared.motion.bone_map import BoneMapError, bvh_to_smpl_joints, detect_bone_map, load_bone_map
+from shared.motion.bvh import BvhError, read_bvh, write_bvh
+from shared.motion.humanml3d import FPS, MotionShapeError
+from shared.motion.normalization import suspicious_blocks, zscore_summary
+from shared.motion.pipeline import decode_features, encode_joints
+from shared.motion.resample import FrameRateError
+
+USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot work (wrong extension, etc.)."""
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A plain numeric .npy array (never a pickled object)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise UsageError(f"{path}: not a numeric .npy array ({error})") from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise UsageError(f"{path}: expected a numeric array, got dtype {array.dtype}")
+    return array
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    """BVH -> SMPL-22 joints (FK, metres, Y-up) -> 20 fps -> (T-1, 263) features."""
+    if not args.input.is_file():
+        raise FileNotFoundError(f"{args.input}: no such file")
+    clip = read_bvh(args.input)
+    map_name = detect_bone_map(clip) if args.map == "auto" else args.map
+    bone_map = load_bone_map(map_name)
+    joints = bvh_to_smpl_joints(clip, bone_map)
+    features = encode_joints(joints, clip.fps)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.output, features)
+    print(f"read {args.input}: {clip.num_frames} frames at {clip.fps:.3f} fps ({(clip.num_frames - 1) / clip.fps:.2f} s)")
+    print(f"bone map: {bone_map.name}")
+    print(f"wrote {args.output}: {features.shape[0]} feature rows x {features.shape[1]} at {FPS:g} fps")
+    print("z-scores vs HumanML3D Mean/Std (block: mean / std):")
+    summary = zscore_summary(features)
+    for block in summary:
+        print(f"  {block.name:<22} {block.z_mean:+7.2f} / {block.z_std:5.2f}")
+    forward = float(features[:, 2].mean())
+    print(f"mean forward root velocity: {forward * FPS:+.3f} m/s")
+    for warning in suspicious_blocks(summary):
+        print(f"warning: {warning}")
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    """(N, 263) features -> joints -> rotations -> BVH (or joints .npy), at --fps."""
+    suffix = args.output.suffix.lower()
+    if suffix not in (".bvh", ".npy"):
+        raise UsageError(f"{args.output}: output must end in .bvh or .npy")
+    features = _load_npy(args.input)
+    decoded = decode_features(features, fps=args.fps)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npy":
+        np.save(args.output, decoded.joints.astype(np.float32))
+    else:
+        write_bvh(args.output, decoded.local_rotations, decoded.root_positions, decoded.rest_offsets, fps=args.fps)
+    travel = np.linalg.norm(decoded.joints[-1, 0, [0, 2]] - decoded.joints[0, 0, [0, 2]])
+    print(f"read {args.input}: {features.shape[0]} feature rows at {FPS:g} fps")
+    print(f"wrote {args.output}: {len(decoded.joints)} frames at {args.fps:g} fps, root travelled {travel:.2f} m")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import run_motion_benchmark
+
+    run_motion_benchmark(frames=args.frames, repeats=args.repeats)
+
+
+def _positive_fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fps: expected a number, got {text!r}") from None
+    if not np.isfinite(value) or not 1.0 <= value <= 1000.0:
+        raise argparse.ArgumentTypeError(f"--fps: must be between 1 and 1000, got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motiongpt3", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    encode = commands.add_parser("encode", help="BVH -> (T-1, 263) HumanML3D features (.npy)")
+    encode.add_argument("input", type=Path, help="BVH file of a mapped skeleton")
+    encode.add_argument("-o", "--output", type=Path, required=True, help="features .npy to write")
+    encode.add_argument("--map", default="auto", help="bone map: auto, a bundled name (cmu, cgspeed_daz, smpl22) or a .json path")
+    encode.set_defaults(run=cmd_encode)
+
+    decode = commands.add_parser("decode", help="(N, 263) features -> BVH or joints .npy")
+    decode.add_argument("input", type=Path, help="features .npy (un-normalised, 20 fps)")
+    decode.add_argument("-o", "--output", type=Path, required=True, help=".bvh (rotations) or .npy (joints)")
+    decode.add_argument("--fps", type=_positive_fps, default=FPS, help="output frame rate (default 20)")
+    decode.set_defaults(run=cmd_decode)
+
+    bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
+    bench.add_argument("suite", choices=["motion"], help="which benchmark")
+    bench.add_argument("--frames", type=int, default=196)
+    bench.add_argument("--repeats", type=int, default=200)
+    bench.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        print(f"motiongpt3 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
