@@ -1,0 +1,134 @@
+"""Bone maps (JSON data files) from a BVH skeleton to the 22 SMPL joints, and BVH → SMPL-22 joint positions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bvh import BvhClip, bvh_end_site_positions, bvh_world_positions
+from .skeleton import JOINT_NAMES
+
+BONE_MAP_DIR = Path(__file__).parent / "bone_maps"
+SOURCE_KINDS = ("joint", "end_site", "midpoint")
+
+
+class BoneMapError(ValueError):
+    """A bone map that is malformed or does not fit a clip."""
+
+
+@dataclass(frozen=True)
+class JointSource:
+    """Where one SMPL joint comes from: a joint's origin, the End Site below a joint, or the midpoint of two joints."""
+
+    kind: str  # one of SOURCE_KINDS
+    bones: tuple[str, ...]  # one bone name, or two for a midpoint
+
+
+@dataclass(frozen=True)
+class BoneMap:
+    """SMPL joint index → source in the BVH, and the factor from the BVH's length unit to metres."""
+
+    name: str
+    unit_to_metres: float
+    sources: tuple[JointSource, ...]  # indexed by SMPL joint
+
+    def bones(self) -> list[str]:
+        """Every BVH bone name the map refers to, without repeats, in SMPL order."""
+        return list(dict.fromkeys(b for s in self.sources for b in s.bones))
+
+
+def bundled_bone_maps() -> list[str]:
+    """Names of the bone maps shipped in `bone_maps/`."""
+    return sorted(p.stem for p in BONE_MAP_DIR.glob("*.json"))
+
+
+def _parse_source(smpl_joint: str, entry: object) -> JointSource:
+    if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in SOURCE_KINDS:
+        raise BoneMapError(
+            f"{smpl_joint}: expected one of {{'joint': name}}, {{'end_site': name}}, "
+            f"{{'midpoint': [a, b]}}, found {entry!r}"
+        )
+    kind, value = next(iter(entry.items()))
+    bones = tuple(value) if kind == "midpoint" else (value,)
+    if len(bones) != (2 if kind == "midpoint" else 1) or not all(isinstance(b, str) for b in bones):
+        raise BoneMapError(f"{smpl_joint}: bad {kind} value {value!r}")
+    return JointSource(kind, bones)
+
+
+def parse_bone_map(data: dict, name: str) -> BoneMap:
+    """Validate the JSON object of a bone map; every one of the 22 SMPL joints must be mapped."""
+    joints = data.get("joints", {})
+    if missing := [j for j in JOINT_NAMES if j not in joints]:
+        raise BoneMapError(f"bone map {name} lacks SMPL joints: {', '.join(missing)}")
+    if unknown := [j for j in joints if j not in JOINT_NAMES]:
+        raise BoneMapError(f"bone map {name} has unknown SMPL joints: {', '.join(unknown)}")
+    unit = data.get("unit_to_metres")
+    if not isinstance(unit, int | float) or unit <= 0:
+        raise BoneMapError(f"bone map {name}: unit_to_metres must be a positive number, found {unit!r}")
+    return BoneMap(name, float(unit), tuple(_parse_source(j, joints[j]) for j in JOINT_NAMES))
+
+
+def load_bone_map(name_or_path: str | Path) -> BoneMap:
+    """A bundled map by name (`cmu`, `cgspeed_daz`, `smpl22`) or a map from a JSON file path."""
+    path = Path(name_or_path)
+    if path.suffix != ".json":
+        path = BONE_MAP_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            raise BoneMapError(f"no bundled bone map {name_or_path!r}; bundled: {', '.join(bundled_bone_maps())}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise BoneMapError(f"cannot read bone map {path}: {error}") from None
+    return parse_bone_map(data, data.get("name", path.stem))
+
+
+def missing_bones(clip: BvhClip, bone_map: BoneMap) -> list[str]:
+    """Bones the map needs that the clip lacks (an `end_site` source also needs the joint's End Site)."""
+    names = set(clip.names)
+    with_end_site = {clip.names[j] for j in clip.end_sites}
+    missing = [b for b in bone_map.bones() if b not in names]
+    missing += [
+        f"End Site of {s.bones[0]}"
+        for s in bone_map.sources
+        if s.kind == "end_site" and s.bones[0] in names and s.bones[0] not in with_end_site
+    ]
+    return missing
+
+
+def check_bone_map(clip: BvhClip, bone_map: BoneMap) -> None:
+    """Raise BoneMapError naming the bones of `bone_map` that `clip` lacks."""
+    if missing := missing_bones(clip, bone_map):
+        raise BoneMapError(f"BVH lacks bones of map {bone_map.name}: {', '.join(missing)}")
+
+
+def detect_bone_map(clip: BvhClip) -> str:
+    """Name of the first bundled bone map (alphabetically) whose bones all exist in `clip`."""
+    fits = [name for name in bundled_bone_maps() if not missing_bones(clip, load_bone_map(name))]
+    if not fits:
+        raise BoneMapError(
+            f"no bundled bone map ({', '.join(bundled_bone_maps())}) fits this BVH skeleton "
+            f"(root {clip.names[0]!r}, {len(clip.names)} joints); pass a bone map file"
+        )
+    return fits[0]
+
+
+def bvh_to_smpl_joints(clip: BvhClip, bone_map: BoneMap | str | Path | None = None) -> np.ndarray:
+    """SMPL-22 joint positions (F, 22, 3), float64 metres, in the BVH's own (Y-up) axes.
+
+    `bone_map`: a BoneMap, a bundled name or JSON path, or None to detect it from the bone names.
+    """
+    if not isinstance(bone_map, BoneMap):
+        bone_map = load_bone_map(bone_map if bone_map is not None else detect_bone_map(clip))
+    check_bone_map(clip, bone_map)
+    positions = bvh_world_positions(clip)
+    end_sites = bvh_end_site_positions(clip) if any(s.kind == "end_site" for s in bone_map.sources) else {}
+
+    def position(source: JointSource) -> np.ndarray:
+        if source.kind == "end_site":
+            return end_sites[source.bones[0]]
+        return np.mean([positions[:, clip.index(b)] for b in source.bones], axis=0)
+
+    return np.stack([position(s) for s in bone_map.sources], axis=1) * bone_map.unit_to_metres
