@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Developer tasks: set up the virtual environment, run the tests, run the demo job.
 
-    python3.11 build.py test    # create .venv, install everything (torch CPU-only without a GPU), ruff + pytest
-    python3.11 build.py demo    # create .venv, install the runtime, run the main job on a bundled clip
-    python3.11 build.py setup [--test]
+python3.11 build.py test    # create .venv, install everything (torch CPU-only without a GPU), ruff + pytest
+python3.11 build.py demo    # create .venv, install the runtime, run the main job on a bundled clip
+python3.11 build.py setup [--test]
 """
 
 from __future__ import annotations

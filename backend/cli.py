@@ -13,7 +13,7 @@ from shared.motion.bvh import BvhError, read_bvh, write_bvh
 from shared.motion.humanml3d import FPS, MotionShapeError
 from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
-from shared.motion.resample import FrameRateError
+from shared.motion.resample import FrameRateError, nominal_fps
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
@@ -43,10 +43,11 @@ def cmd_encode(args: argparse.Namespace) -> None:
     map_name = detect_bone_map(clip) if args.map == "auto" else args.map
     bone_map = load_bone_map(map_name)
     joints = bvh_to_smpl_joints(clip, bone_map)
-    features = encode_joints(joints, clip.fps)
+    fps = nominal_fps(clip.fps)
+    features = encode_joints(joints, fps)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.output, features)
-    print(f"read {args.input}: {clip.num_frames} frames at {clip.fps:.3f} fps ({(clip.num_frames - 1) / clip.fps:.2f} s)")
+    print(f"read {args.input}: {clip.num_frames} frames at {fps:.3f} fps ({(clip.num_frames - 1) / fps:.2f} s)")
     print(f"bone map: {bone_map.name}")
     print(f"wrote {args.output}: {features.shape[0]} feature rows x {features.shape[1]} at {FPS:g} fps")
     print("z-scores vs HumanML3D Mean/Std (block: mean / std):")
@@ -99,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     encode = commands.add_parser("encode", help="BVH -> (T-1, 263) HumanML3D features (.npy)")
     encode.add_argument("input", type=Path, help="BVH file of a mapped skeleton")
     encode.add_argument("-o", "--output", type=Path, required=True, help="features .npy to write")
-    encode.add_argument("--map", default="auto", help="bone map: auto, a bundled name (cmu, cgspeed_daz, smpl22) or a .json path")
+    encode.add_argument(
+        "--map", default="auto", help="bone map: auto, a bundled name (cmu, cgspeed_daz, smpl22) or a .json path"
+    )
     encode.set_defaults(run=cmd_encode)
 
     decode = commands.add_parser("decode", help="(N, 263) features -> BVH or joints .npy")

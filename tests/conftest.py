@@ -27,3 +27,22 @@ def clip_012314(reference_data: Path) -> tuple[np.ndarray, np.ndarray]:
     """(features (170, 263), joints (170, 22, 3)) of HumanML3D clip 012314, float32 as released."""
     folder = reference_data / "humanml3d"
     return np.load(folder / "feats_012314.npy"), np.load(folder / "joints_012314.npy")
+
+
+# Blender as a Python module can hang or crash at interpreter exit when a timer is still registered
+# (BLENDER_NOTES.md section 8). Once bpy has been imported, leave through os._exit with pytest's status.
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "bpy" in sys.modules:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)

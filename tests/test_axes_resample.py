@@ -15,7 +15,13 @@ from shared.motion.axes import (
     yup_to_zup,
     zup_to_yup,
 )
-from shared.motion.resample import FrameRateError, resample_linear, resample_quaternions, resampled_frame_count
+from shared.motion.resample import (
+    FrameRateError,
+    nominal_fps,
+    resample_linear,
+    resample_quaternions,
+    resampled_frame_count,
+)
 
 
 def test_humanml3d_front_maps_to_blender_front():
@@ -48,7 +54,13 @@ def test_quaternion_conversion_matches_matrix_conversion():
 
 @pytest.mark.parametrize(
     ("frames", "src", "dst", "expected"),
-    [(41, 20, 30, 61), (41, 20, 60000 / 1001, 120), (41, 20, 30000 / 1001, 60), (181, 30000 / 1001, 20, 121), (1, 20, 24, 1)],
+    [
+        (41, 20, 30, 61),
+        (41, 20, 60000 / 1001, 120),
+        (41, 20, 30000 / 1001, 60),
+        (181, 30000 / 1001, 20, 121),
+        (1, 20, 24, 1),
+    ],
 )
 def test_frame_counts_cover_the_same_duration(frames, src, dst, expected):
     assert resampled_frame_count(frames, src, dst) == expected
@@ -70,7 +82,7 @@ def test_resampling_to_a_multiple_and_back_is_lossless():
 
 def test_quaternions_slerp_like_scipy():
     times = np.arange(21) / 20.0
-    key_rotations = Rotation.from_rotvec(np.outer(np.sin(times * 3), [0.3, 1.0, -0.2]) + [0.0, 0.0, 0.4])
+    key_rotations = Rotation.from_rotvec(np.outer(np.sin(times * 3), [0.3, 1.0, -0.2]) + np.array([0.0, 0.0, 0.4]))
     wxyz = np.roll(key_rotations.as_quat(), 1, axis=-1)
     out = resample_quaternions(wxyz, 20.0, 30000 / 1001)
     expected = Slerp(times, key_rotations)(np.arange(len(out)) / (30000 / 1001))
@@ -82,3 +94,18 @@ def test_quaternions_slerp_like_scipy():
 def test_bad_frame_rate_is_rejected(fps):
     with pytest.raises(FrameRateError, match="frame rate"):
         resample_linear(np.zeros((5, 3)), 20.0, fps)
+
+
+@pytest.mark.parametrize(
+    ("frame_time", "expected"),
+    [
+        (0.0083333, 120.0),
+        (0.05, 20.0),
+        (0.0333667, 30000 / 1001),
+        (0.0166833, 60000 / 1001),
+        (0.041667, 24.0),
+        (0.037, 1 / 0.037),
+    ],
+)
+def test_rounded_frame_times_snap_to_the_intended_rate(frame_time, expected):
+    assert nominal_fps(1.0 / frame_time) == pytest.approx(expected, rel=1e-12)

@@ -7,6 +7,7 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 from synthetic import circle_walk, rest_slide_rest, straight_walk, yaw_matrix
 
+from shared.motion.axes import yup_to_zup, zup_to_yup
 from shared.motion.humanml3d import (
     LAYOUT,
     MotionShapeError,
@@ -16,7 +17,6 @@ from shared.motion.humanml3d import (
     joints_to_features,
     mirror_joints,
 )
-from shared.motion.axes import yup_to_zup, zup_to_yup
 from shared.motion.normalization import humanml3d_stats, suspicious_blocks, zscore_summary
 from shared.motion.skeleton import PARENTS, bone_lengths
 

@@ -130,7 +130,7 @@ def _parse_end_site(tokens: _Tokens, tree: _Hierarchy, joint: int) -> None:
     tokens.expect("}")
 
 
-def _parse_header_value(line: str, key: str, line_no: int) -> float:
+def _parse_header_value(line_no: int, line: str, key: str) -> float:
     head, _, value = line.partition(":")
     if " ".join(head.split()) != key:
         raise BvhError(f"line {line_no}: expected '{key}:', found '{line.strip()}'")
@@ -141,25 +141,26 @@ def _parse_header_value(line: str, key: str, line_no: int) -> float:
 
 
 def _parse_motion(lines: list[str], first_line: int, num_channels: int) -> tuple[float, np.ndarray]:
-    """`Frames:`, `Frame Time:` and the frame lines → (frame_time, (F, C) motion)."""
-    if len(lines) < 2:
+    """`Frames:`, `Frame Time:` and the frame lines after MOTION → (frame_time, (F, C) motion)."""
+    rows = [(first_line + i, line) for i, line in enumerate(lines) if line.strip()]
+    if len(rows) < 2:
         raise BvhError(f"line {first_line}: MOTION needs 'Frames:' and 'Frame Time:' lines")
-    frames = _parse_header_value(lines[0], "Frames", first_line)
-    frame_time = _parse_header_value(lines[1], "Frame Time", first_line + 1)
-    rows = [(first_line + 2 + i, line.split()) for i, line in enumerate(lines[2:]) if line.strip()]
-    if frames != len(rows):
-        raise BvhError(f"line {first_line}: 'Frames: {lines[0].split(':')[1].strip()}' but {len(rows)} frame lines")
+    frames = _parse_header_value(*rows[0], "Frames")
+    frame_time = _parse_header_value(*rows[1], "Frame Time")
     if frame_time <= 0:
-        raise BvhError(f"line {first_line + 1}: Frame Time must be positive, found {frame_time}")
-    for line_no, values in rows:
-        if len(values) != num_channels:
-            raise BvhError(f"line {line_no}: {len(values)} values, expected {num_channels} channels")
+        raise BvhError(f"line {rows[1][0]}: Frame Time must be positive, found {frame_time}")
+    values = [(line_no, line.split()) for line_no, line in rows[2:]]
+    if frames != len(values):
+        raise BvhError(f"line {rows[0][0]}: 'Frames: {frames:g}' but {len(values)} frame lines")
+    for line_no, row in values:
+        if len(row) != num_channels:
+            raise BvhError(f"line {line_no}: {len(row)} values, expected {num_channels} channels")
     try:
-        motion = np.array([v for _, values in rows for v in values], dtype=np.float64)
+        motion = np.array([v for _, row in values for v in row], dtype=np.float64)
     except ValueError:
-        line_no, bad = next((n, v) for n, values in rows for v in values if not _is_number(v))
+        line_no, bad = next((n, v) for n, row in values for v in row if not _is_number(v))
         raise BvhError(f"line {line_no}: motion value '{bad}' is not a number") from None
-    return frame_time, motion.reshape(len(rows), num_channels)
+    return frame_time, motion.reshape(len(values), num_channels)
 
 
 def _is_number(text: str) -> bool:
@@ -200,7 +201,7 @@ def read_bvh(path_or_text: str | Path) -> BvhClip:
     """Read a BVH file; a string that starts with HIERARCHY is taken as the file's text."""
     if isinstance(path_or_text, str) and path_or_text.lstrip().startswith("HIERARCHY"):
         return parse_bvh(path_or_text)
-    return parse_bvh(Path(path_or_text).read_text(encoding="utf-8", errors="replace"))
+    return parse_bvh(Path(path_or_text).read_text(encoding="utf-8-sig", errors="replace"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,21 +259,18 @@ def bvh_end_site_positions(clip: BvhClip) -> dict[str, np.ndarray]:
 
 
 def _hierarchy_lines(joint: int, rest_offsets: np.ndarray, depth: int) -> list[str]:
+    """ROOT/JOINT block of `joint` and its subtree; the root gets OFFSET 0 and 6 channels."""
     pad = "\t" * depth
-    if joint == 0:
-        head = [f"ROOT {BVH_JOINT_NAMES[0]}", "{", "\tOFFSET 0.000000 0.000000 0.000000"]
-        head.append("\tCHANNELS 6 Xposition Yposition Zposition Zrotation Yrotation Xrotation")
-    else:
-        x, y, z = rest_offsets[joint]
-        head = [f"{pad}JOINT {BVH_JOINT_NAMES[joint]}", f"{pad}{{", f"{pad}\tOFFSET {x:.6f} {y:.6f} {z:.6f}"]
-        head.append(f"{pad}\tCHANNELS 3 Zrotation Yrotation Xrotation")
-    children = children_of(joint)
-    body = [line for c in children for line in _hierarchy_lines(c, rest_offsets, depth + 1)]
-    if not children:
-        bone = rest_offsets[joint]
-        x, y, z = bone / max(np.linalg.norm(bone), 1e-12) * END_SITE_LENGTH
-        body = [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {x:.6f} {y:.6f} {z:.6f}", f"{pad}\t}}"]
-    return [*head, *body, f"{pad}}}"]
+    keyword, channels = ("ROOT", "6 Xposition Yposition Zposition") if joint == 0 else ("JOINT", "3")
+    x, y, z = rest_offsets[joint] if joint else np.zeros(3)
+    lines = [f"{pad}{keyword} {BVH_JOINT_NAMES[joint]}", f"{pad}{{", f"{pad}\tOFFSET {x:.6f} {y:.6f} {z:.6f}"]
+    lines.append(f"{pad}\tCHANNELS {channels} Zrotation Yrotation Xrotation")
+    for child in children_of(joint):
+        lines += _hierarchy_lines(child, rest_offsets, depth + 1)
+    if not children_of(joint):
+        x, y, z = rest_offsets[joint] / np.linalg.norm(rest_offsets[joint]) * END_SITE_LENGTH
+        lines += [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {x:.6f} {y:.6f} {z:.6f}", f"{pad}\t}}"]
+    return [*lines, f"{pad}}}"]
 
 
 def write_bvh(

@@ -9,9 +9,22 @@ See HUMANML3D.md sections 1-3.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
-from .quaternion import cross, normalize, qbetween, qidentity, qinv, qmul, qrot, quat_to_cont6d, quat_to_matrix
+from .quaternion import (
+    cont6d_to_matrix,
+    cross,
+    normalize,
+    qbetween,
+    qidentity,
+    qinv,
+    qmul,
+    qrot,
+    quat_to_cont6d,
+    quat_to_matrix,
+)
 from .skeleton import (
     FACE_JOINTS,
     FOOT_LEFT,
@@ -24,9 +37,7 @@ from .skeleton import (
     RAW_OFFSETS,
     RIGHT_JOINTS,
     TARGET_OFFSETS,
-    depth_first_order,
 )
-from .quaternion import cont6d_to_matrix
 
 FEATURE_DIM = 263
 FPS = 20.0
@@ -260,7 +271,7 @@ def features_to_joints_from_rot6d(features: np.ndarray, offsets: np.ndarray = TA
     joints[:, 0] = r_pos
     for chain in KINEMATIC_CHAINS:
         rotation = root
-        for parent, child in zip(chain[:-1], chain[1:]):
+        for parent, child in pairwise(chain):
             rotation = rotation @ local[:, child - 1]
             joints[:, child] = joints[:, parent] + rotation @ offsets[child]
     return joints

@@ -35,6 +35,9 @@ _SIN_TRANSPORT, _SIN_HINGE = 0.17, 0.34  # sin(bend) below: parallel transport; 
 _ANKLE_J, _ANKLE_C = np.array([7, 8]), np.array([10, 11])
 # §4.3 step 6: leaves copy their parent's global rotation.
 _LEAVES = np.array([10, 11, 15, 20, 21])
+# Children and secondary axes of every Frame-solved joint: spine1, neck, collars, spine2, knees/elbows, ankles.
+_SOLVE_C = np.concatenate([_LVL1_C, [9], _LIMB_G, _ANKLE_C])
+_SOLVE_AX = np.concatenate([_LVL1_AX, _X[None], _LIMB_AX, _X[None], _X[None]])
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class IkResult:
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(..., 3)·(..., 3) -> (..., 1)."""
-    return (a * b).sum(-1, keepdims=True)
+    return np.einsum("...i,...i->...", a, b)[..., None]
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,11 +76,23 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.sqrt(_dot(v, v)), _EPS)
 
 
+def _matvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """m·v for (..., 3, 3) and (..., 3) -> (..., 3)."""
+    return np.einsum("...ab,...b->...a", m, v)
+
+
+def _tmatvec(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """mᵀ·v for (..., 3, 3) and (..., 3) -> (..., 3)."""
+    return np.einsum("...ba,...b->...a", m, v)
+
+
 def frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """§4.3 Frame(a, b): (..., 3, 3) with columns â, normalise(b − (b·â)â), â × that; a, b (..., 3)."""
     x = _unit(a)
     y = _unit(b - _dot(b, x) * x)
-    return np.stack([x, y, _cross(x, y)], -1)
+    out = np.empty((*np.broadcast_shapes(x.shape, y.shape), 3))
+    out[..., 0], out[..., 1], out[..., 2] = x, y, _cross(x, y)
+    return out
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -105,16 +120,6 @@ def swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         p = _unit(_cross(u, helper))
         r = np.where(anti[..., None, None], 2.0 * p[..., :, None] * p[..., None, :] - np.eye(3), r)
     return r
-
-
-def _prefix_product(m: np.ndarray) -> np.ndarray:
-    """Running product along axis 0: out[t] = m[t]·m[t−1]···m[0]; m (N, ..., 3, 3). Hillis–Steele, log2(N) matmuls."""
-    out = m.copy()
-    step = 1
-    while step < len(out):
-        out[step:] = out[step:] @ out[:-step]
-        step *= 2
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -168,62 +173,63 @@ def _wrap(x: float) -> float:
     return (x + math.pi) % (2.0 * math.pi) - math.pi
 
 
+def _twist_angle(d: np.ndarray, r: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Angle (...,) about unit d from r to v (both (..., 3), r ⟂ d unit; v's component along d ignored)."""
+    return np.arctan2(_dot(d, _cross(r, v))[..., 0], _dot(r, v)[..., 0])
+
+
 def _limb_roots(
-    joints: np.ndarray, g_parent: np.ndarray, offsets: np.ndarray, world_transport: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Global rotations (N, 4, 3, 3) of hips/shoulders and their hinge weights (N, 4), §4.3 step 3.
+    a: np.ndarray, b: np.ndarray, g_parent: np.ndarray, offsets: np.ndarray, world_transport: bool
+) -> np.ndarray:
+    """Local rotations (N, 4, 3, 3) of hips/shoulders (§4.3 step 3) from their upper/lower bones a, b (N, 4, 3).
 
     Twist about the bone is the hinge frame where the limb is bent (sin > 0.34), parallel transport where it is
-    straight (sin < 0.17), slerped between. Everything is written as R(t) = T(t)·R_ô(φ(t)) with T the pure
-    parallel transport (a prefix product of consecutive swings, vectorised) and φ a scalar twist whose
-    recursion φ(t) = φ(t−1) + w(t)·wrap(ψ(t) − φ(t−1)) is the only sequential part (ψ = hinge-frame twist).
-    Transport runs in the parent's frame (default) or in world space (`world_transport`, §4.3 literally).
+    straight (sin < 0.17), slerped between. Both candidates map ô onto the bone, so they differ by a twist about
+    it: each frame gets a well-conditioned reference r(t) ⟂ d̂(t), and the twist β(t) of the result from r(t)
+    follows β_pt(t) = β(t−1) + δ(t) (δ: r(t−1) parallel-transported onto d̂(t), measured from r(t); all
+    vectorised) and β(t) = β_pt(t) + w(t)·wrap(ψ(t) − β_pt(t)) (ψ: hinge twist); only that scalar recursion
+    loops over frames. Transport runs in the parent's frame (default: invariant to parent motion) or in world
+    space (`world_transport`, §4.3 literally). Frame 0 starts from the parent-carried rest orientation.
     """
-    n_frames = len(joints)
-    a = joints[:, _LIMB_C] - joints[:, _LIMB_J]  # (N, 4, 3) upper bone
-    b = joints[:, _LIMB_G] - joints[:, _LIMB_C]  # (N, 4, 3) lower bone
+    n_frames = len(a)
     hinge = _cross(a, b)  # (N, 4, 3), anatomical sign fixed (never re-signed)
     sin_bend = np.sqrt(_dot(hinge, hinge)[..., 0] / np.maximum(_dot(a, a) * _dot(b, b), _EPS)[..., 0])
     w = np.clip((sin_bend - _SIN_TRANSPORT) / (_SIN_HINGE - _SIN_TRANSPORT), 0.0, 1.0)  # (N, 4)
 
     o = _unit(offsets[_LIMB_C])  # (4, 3) rest bone directions ô
     h = _unit(_LIMB_AX - _dot(_LIMB_AX, o) * o)  # (4, 3) rest hinge axis ⟂ ô
-    # Work in the transport frame F: identity (world) or the parent's global rotation.
-    if world_transport:
+    if world_transport:  # transport frame F = I
         d, m = _unit(a), hinge
-        first = g_parent[0]  # (4, 3, 3): frame 0 starts from the parent-carried rest orientation
-    else:
-        gpt = np.swapaxes(g_parent, -1, -2)
-        d, m = _unit(np.einsum("ntab,ntb->nta", gpt, a)), np.einsum("ntab,ntb->nta", gpt, hinge)
+        first = g_parent[0]  # (4, 3, 3)
+    else:  # F = G_parent: directions in the parent's frame
+        d, m = _unit(_tmatvec(g_parent, a)), _tmatvec(g_parent, hinge)
         first = np.broadcast_to(np.eye(3), (4, 3, 3))
-    steps = np.empty((n_frames, 4, 3, 3))
-    steps[0] = swing(np.einsum("tab,tb->ta", first, o), d[0]) @ first
-    steps[1:] = swing(d[:-1], d[1:])
-    transport = _prefix_product(steps)  # (N, 4, 3, 3), maps ô → d̂(t)
-    u_t = np.einsum("ntab,tb->nta", transport, h)  # (N, 4, 3) transported hinge reference, ⟂ d̂
-    v_t = _cross(d, u_t)
-    m_hat = _unit(m)
-    psi = np.arctan2(_dot(v_t, m_hat)[..., 0], _dot(u_t, m_hat)[..., 0])  # (N, 4) hinge twist vs transport
 
-    phi = np.zeros((n_frames, 4))
-    psi_l, w_l = psi.T.tolist(), w.T.tolist()
-    for k in range(4):
-        prev, pk, wk, out = 0.0, psi_l[k], w_l[k], phi[:, k]
+    # Per-frame reference ⟂ d̂: cross with the coordinate axis least aligned with d̂ (|e × d̂| ≥ √(2/3)).
+    r = _unit(_cross(np.eye(3)[np.argmin(np.abs(d), -1)], d))  # (N, 4, 3)
+    # δ(t): r(t−1) carried by the swing d̂(t−1) → d̂(t) (Rodrigues), measured from r(t). δ(0): the rest hinge
+    # carried by `first` and swung onto d̂(0).
+    k = _cross(d[:-1], d[1:])  # (N−1, 4, 3)
+    c = _dot(d[:-1], d[1:])  # (N−1, 4, 1)
+    carried = c * r[:-1] + _cross(k, r[:-1]) + k * _dot(k, r[:-1]) / np.maximum(1.0 + c, _EPS)
+    start = _matvec(swing(_matvec(first, o), d[0]) @ first, h)  # (4, 3)
+    delta = _twist_angle(d, r, np.concatenate([start[None], carried]))  # (N, 4)
+    psi = _twist_angle(d, r, m)  # (N, 4) hinge twist (ill-defined, and unused, where w = 0)
+
+    beta = np.empty((n_frames, 4))
+    for limb, (dk, pk, wk) in enumerate(zip(delta.T.tolist(), psi.T.tolist(), w.T.tolist(), strict=True)):
+        prev, out = 0.0, beta[:, limb]
         for t in range(n_frames):
+            prev += dk[t]
             wt = wk[t]
             if wt >= 1.0:
                 prev = pk[t]
             elif wt > 0.0:
-                prev = prev + wt * _wrap(pk[t] - prev)
+                prev += wt * _wrap(pk[t] - prev)
             out[t] = prev
-    u = np.cos(phi)[..., None] * u_t + np.sin(phi)[..., None] * v_t
-    r = frame(d, u) @ np.swapaxes(frame(o, h), -1, -2)  # (N, 4, 3, 3) in the transport frame
-    return (r if world_transport else g_parent @ r), w
-
-
-def _rest_frames(offsets: np.ndarray, children: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Frame(O_child, axis)ᵀ (K, 3, 3) for rest offsets (22, 3), children (K,), secondary axes (K, 3)."""
-    return np.swapaxes(frame(offsets[children], axes), -1, -2)
+    u = np.cos(beta)[..., None] * r + np.sin(beta)[..., None] * _cross(d, r)
+    rot = frame(d, u) @ np.swapaxes(frame(o, h), -1, -2)  # (N, 4, 3, 3) in the transport frame
+    return np.swapaxes(g_parent, -1, -2) @ rot if world_transport else rot
 
 
 def _fitted_offsets(joints: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -253,40 +259,50 @@ def solve_local_rotations(
     `forward_kinematics(result...)` reproduces `joints` exactly; `result.rest_offsets` holds the offsets used.
     Near-straight limbs are parallel-transported in the parent's frame (invariant to parent motion);
     `world_transport=True` transports in world space as §4.3 writes it.
+
+    Frame-based joints are solved directly in the parent's frame: with G_j = Frame(a, G_p·s)·Frame(O_c, s)ᵀ,
+    L_j = G_pᵀG_j = Frame(G_pᵀa, s)·Frame(O_c, s)ᵀ, so only joints with children need their global rotation.
     """
     p = np.asarray(joints, dtype=np.float64)
     template = np.asarray(rest_offsets, dtype=np.float64)
     offsets = _fitted_offsets(p, template) if fit_triads else template.copy()
     offsets[0] = 0.0
     n_frames = len(p)
-    g = np.empty((n_frames, NUM_JOINTS, 3, 3))
+    bone = p[:, 1:] - p[:, _PARENTS[1:]]  # (N, 21, 3): bone[:, j − 1] = P_j − P_parent(j)
+    # Frame(O_child, s)ᵀ for every Frame-solved joint, in _SOLVE order (one call).
+    rest = np.swapaxes(frame(offsets[_SOLVE_C], _SOLVE_AX), -1, -2)  # (15, 3, 3)
+    local = np.empty((n_frames, NUM_JOINTS, 3, 3))
+    local[:, _LEAVES] = np.eye(3)  # 6. leaves: G = G_parent
 
     # 1. Pelvis and chest: Kabsch of the rest triads onto the data triads (one batched SVD).
     src = np.stack([offsets[list(c)] for _, c in _TRIADS])  # (2, 3, 3)
-    dst = np.stack([p[:, list(c)] - p[:, j, None] for j, c in _TRIADS], 1)  # (N, 2, 3, 3)
-    g[:, [0, 9]] = kabsch(src, dst)
+    dst = np.stack([bone[:, [c - 1 for c in cs]] for _, cs in _TRIADS], 1)  # (N, 2, 3, 3)
+    g_root_chest = kabsch(src, dst)  # (N, 2, 3, 3)
+    g0, g9 = g_root_chest[:, 0], g_root_chest[:, 1]
+    local[:, 0] = g0
 
-    # 2 + 5. Spine1 (pelvis +X), neck (chest +X), collars (chest +Z).
-    sec = np.einsum("ntab,tb->nta", g[:, _PARENTS[_LVL1_J]], _LVL1_AX)
-    g[:, _LVL1_J] = frame(p[:, _LVL1_C] - p[:, _LVL1_J], sec) @ _rest_frames(offsets, _LVL1_C, _LVL1_AX)
-    # 2. Spine2 (spine1 +X).
-    sec = g[:, 3] @ _X
-    g[:, 6] = frame(p[:, 9] - p[:, 6], sec) @ _rest_frames(offsets, np.array([9]), _X[None])[0]
+    # 2 + 5. Spine1 (pelvis +X), neck (chest +X), collars (chest +Z): parents 0, 9, 9, 9.
+    gp = g_root_chest[:, [0, 1, 1, 1]]  # (N, 4, 3, 3)
+    lvl1 = frame(_tmatvec(gp, bone[:, _LVL1_C - 1]), _LVL1_AX) @ rest[0:4]
+    local[:, _LVL1_J] = lvl1
+    g_lvl1 = gp @ lvl1  # globals of 3, 12, 13, 14
+    # 2. Spine2 (spine1 +X); then the chest's local rotation.
+    local[:, 6] = frame(_tmatvec(g_lvl1[:, 0], bone[:, 8]), _X) @ rest[4]
+    g6 = g_lvl1[:, 0] @ local[:, 6]
+    local[:, 9] = np.swapaxes(g6, -1, -2) @ g9
 
-    # 3. Hips and shoulders.
-    g[:, _LIMB_J], _ = _limb_roots(p, g[:, _PARENTS[_LIMB_J]], offsets, world_transport)
+    # 3. Hips (parent pelvis) and shoulders (parents: collars).
+    gp = np.stack([g0, g0, g_lvl1[:, 2], g_lvl1[:, 3]], 1)  # (N, 4, 3, 3)
+    upper, lower = bone[:, _LIMB_C - 1], bone[:, _LIMB_G - 1]
+    local[:, _LIMB_J] = _limb_roots(upper, lower, gp, offsets, world_transport)
+    g_limb = gp @ local[:, _LIMB_J]
 
-    # 4. Knees and elbows: secondary = the parent's carried hinge axis.
-    sec = np.einsum("ntab,tb->nta", g[:, _LIMB_J], _LIMB_AX)
-    g[:, _LIMB_C] = frame(p[:, _LIMB_G] - p[:, _LIMB_C], sec) @ _rest_frames(offsets, _LIMB_G, _LIMB_AX)
+    # 4. Knees and elbows: secondary = the parent's carried hinge axis (the rest axis in the parent's frame).
+    local[:, _LIMB_C] = frame(_tmatvec(g_limb, lower), _LIMB_AX) @ rest[5:9]
+    g_knee = g_limb[:, :2] @ local[:, _LIMB_C[:2]]
 
     # 5. Ankles: secondary = knee-carried +X.
-    sec = g[:, _PARENTS[_ANKLE_J]] @ _X
-    ax = np.stack([_X, _X])
-    g[:, _ANKLE_J] = frame(p[:, _ANKLE_C] - p[:, _ANKLE_J], sec) @ _rest_frames(offsets, _ANKLE_C, ax)
+    local[:, _ANKLE_J] = frame(_tmatvec(g_knee, bone[:, _ANKLE_C - 1]), _X) @ rest[9:11]
 
-    # 6. Leaves copy the parent; their parents are all solved above.
-    g[:, _LEAVES] = g[:, _PARENTS[_LEAVES]]
-
-    # 7. Local rotations; root translation = pelvis.
-    return IkResult(global_to_local(g), p[:, 0].copy(), offsets)
+    # 7. Root translation = pelvis.
+    return IkResult(local, p[:, 0].copy(), offsets)

@@ -32,7 +32,11 @@ class DecodedMotion:
 
 
 def decode_features(features: np.ndarray, fps: float = FPS, rest_offsets: np.ndarray = TPOSE_OFFSETS) -> DecodedMotion:
-    """(N, 263) features at 20 fps -> joints resampled to `fps` and per-bone rotations for `rest_offsets`."""
+    """(N, 263) features at 20 fps -> joints resampled to `fps` and per-bone rotations.
+
+    The rest skeleton is `rest_offsets` (a T-pose) with the pelvis/chest triads and bone lengths fitted to the
+    motion, so forward kinematics of the rotations lands exactly on the decoded joints.
+    """
     joints = resample_linear(features_to_joints(check_features(features)), FPS, fps)
-    solved = solve_local_rotations(joints, rest_offsets)
+    solved = solve_local_rotations(joints, rest_offsets, fit_triads=True)
     return DecodedMotion(fps, joints, solved.local_rotations, solved.root_positions, solved.rest_offsets)

@@ -59,3 +59,15 @@ def resample_quaternions(quats: np.ndarray, src_fps: float, dst_fps: float) -> n
     wa = np.where(small, 1.0 - weight, np.sin((1.0 - weight) * angle) / safe_sin)
     wb = np.where(small, weight, np.sin(weight * angle) / safe_sin)
     return qnormalize(wa * a + wb * b)
+
+
+def nominal_fps(fps: float, tolerance: float = 1e-4) -> float:
+    """The intended frame rate behind a rounded frame time: 1/0.0083333 -> 120, 1/0.0333667 -> 30000/1001.
+
+    Snaps to the nearest whole rate or NTSC rate (n·1000/1001) within a relative `tolerance`; any other rate
+    is returned unchanged.
+    """
+    fps = _check_fps("fps", fps)
+    candidates = (round(fps), round(fps * 1.001) * 1000 / 1001)
+    best = min(candidates, key=lambda c: abs(c - fps))
+    return float(best) if best > 0 and abs(best - fps) <= tolerance * fps else fps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 NUM_JOINTS = 22
@@ -44,7 +46,7 @@ KINEMATIC_CHAINS: tuple[tuple[int, ...], ...] = (
 def _parents_from_chains(chains: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
     parents = [-1] * NUM_JOINTS
     for chain in chains:
-        for parent, child in zip(chain[:-1], chain[1:]):
+        for parent, child in pairwise(chain):
             parents[child] = parent
     return tuple(parents)
 
