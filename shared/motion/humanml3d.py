@@ -156,7 +156,7 @@ def retarget_to_target_skeleton(joints: np.ndarray, target_offsets: np.ndarray =
     scale = target_lengths[list(LOWER_LEG)].sum() / source_lengths[list(LOWER_LEG)].sum()
     scaled_bones = normalize(bones) * target_lengths[1:, None]
     # Joint j = root + the sum of the bones on the path root -> j.
-    return joints[:, :1] * scale + np.einsum("jk,tkc->tjc", _ANCESTRY, scaled_bones)
+    return joints[:, :1] * scale + _ANCESTRY @ scaled_bones
 
 
 def _facing(joints: np.ndarray, hips_reversed: bool) -> np.ndarray:

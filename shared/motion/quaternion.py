@@ -14,7 +14,7 @@ _EPS = 1e-12
 
 def normalize(v: np.ndarray, axis: int = -1) -> np.ndarray:
     """`v` scaled to unit length along `axis` (zero vectors stay zero)."""
-    n = np.linalg.norm(v, axis=axis, keepdims=True)
+    n = np.sqrt((v * v).sum(axis=axis, keepdims=True))
     return v / np.maximum(n, _EPS)
 
 
@@ -134,8 +134,20 @@ def cont6d_to_matrix(c: np.ndarray) -> np.ndarray:
 
 
 def quat_to_cont6d(q: np.ndarray) -> np.ndarray:
-    """cont6d of quaternions."""
-    return matrix_to_cont6d(quat_to_matrix(q))
+    """cont6d of quaternions: the first two columns of their rotation matrices."""
+    q = qnormalize(q)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    return np.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y + w * z),
+            2 * (x * z - w * y),
+            2 * (x * y - w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z + w * x),
+        ],
+        axis=-1,
+    )
 
 
 def axis_angle_to_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
