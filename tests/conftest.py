@@ -11,15 +11,12 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # lets tests import the `synthetic` helpers
 
-# The team's reference material sits beside the clone (CI lays it out the same way).
-REFERENCE_DATA = TESTS.parents[1] / "shared" / "data"
+from reference import REFERENCE_DATA, require  # noqa: E402  (needs the sys.path entry above)
 
 
 @pytest.fixture(scope="session")
 def reference_data() -> Path:
-    if not REFERENCE_DATA.is_dir():
-        pytest.fail(f"reference data not found at {REFERENCE_DATA} (expected ../shared/data beside the clone)")
-    return REFERENCE_DATA
+    return require(REFERENCE_DATA)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import REFERENCE_DATA, require
 from scipy.spatial.transform import Rotation
 
 from shared.motion.bone_map import (
@@ -19,26 +20,19 @@ from shared.motion.bone_map import (
 from shared.motion.bvh import read_bvh, write_bvh
 from shared.motion.skeleton import JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
-REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIP_131 = REFERENCE_DATA / "mocap" / "131_01.bvh"
 CLIP_DAZ = REFERENCE_DATA / "cmu" / "bvh20" / "60_01.bvh"
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
-def needs(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"reference data {path} not present")
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip_131():
-    return read_bvh(needs(CLIP_131))
+    return read_bvh(require(CLIP_131))
 
 
 @pytest.fixture(scope="module")
 def clip_daz():
-    return read_bvh(needs(CLIP_DAZ))
+    return read_bvh(require(CLIP_DAZ))
 
 
 def bone(joints: np.ndarray, a: str, b: str) -> np.ndarray:
@@ -100,7 +94,7 @@ def test_smpl22_map_reads_back_the_written_skeleton(tmp_path: Path) -> None:
 
 
 def test_clip_missing_a_bone_raises_naming_it() -> None:
-    text = needs(CLIP_131).read_text().replace("JOINT LeftKnee", "JOINT LeftKneeRenamed")
+    text = require(CLIP_131).read_text().replace("JOINT LeftKnee", "JOINT LeftKneeRenamed")
     clip = read_bvh(text)
     with pytest.raises(BoneMapError, match=r"lacks bones of map cmu: LeftKnee$"):
         bvh_to_smpl_joints(clip, "cmu")
@@ -109,7 +103,7 @@ def test_clip_missing_a_bone_raises_naming_it() -> None:
 
 
 def test_clip_missing_the_toe_end_site_raises() -> None:
-    clip = read_bvh(needs(CLIP_DAZ))
+    clip = read_bvh(require(CLIP_DAZ))
     del clip.end_sites[clip.index("lFoot")]
     with pytest.raises(BoneMapError, match="End Site of lFoot"):
         bvh_to_smpl_joints(clip, "cgspeed_daz")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import REFERENCE_DATA, require
 from scipy.spatial.transform import Rotation
 
 from shared.motion.bvh import BvhError, bvh_end_site_positions, bvh_world_positions, read_bvh, write_bvh
 from shared.motion.skeleton import BVH_JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
-REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIP_131 = REFERENCE_DATA / "mocap" / "131_01.bvh"
 CLIP_131_SCALED = REFERENCE_DATA / "mocap" / "131_01_scaled.bvh"
 BVH20_FILES = sorted((REFERENCE_DATA / "cmu" / "bvh20").glob("*.bvh"))
@@ -24,15 +24,9 @@ SKELETONS = {"Hips": (CMU_UNIT, ("LeftToe", "RightToe")), "hip": (0.01, ("lFoot"
 WRITTEN_ORDER = [0, 1, 4, 7, 10, 2, 5, 8, 11, 3, 6, 9, 12, 15, 13, 16, 18, 20, 14, 17, 19, 21]
 
 
-def needs(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"reference data {path} not present")
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip_131():
-    return read_bvh(needs(CLIP_131))
+    return read_bvh(require(CLIP_131))
 
 
 def smpl_fk(local: np.ndarray, root: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -195,7 +189,7 @@ def test_131_01_header_and_counts(clip_131) -> None:
 
 
 def test_131_01_parses_fast() -> None:
-    text = needs(CLIP_131).read_text()
+    text = require(CLIP_131).read_text()
     best = min(_timed(read_bvh, text) for _ in range(3))
     assert best < 0.2, f"parsing 131_01.bvh took {best * 1000:.0f} ms"
 
@@ -208,7 +202,7 @@ def _timed(fn, *args) -> float:
 
 def test_131_01_fk_matches_metre_scaled_copy_with_rederived_angles(clip_131) -> None:
     # bvh11 rewrote the scaled copy: other Euler triples for the same rotations, 6 decimals, one extra frame.
-    scaled = read_bvh(needs(CLIP_131_SCALED))
+    scaled = read_bvh(require(CLIP_131_SCALED))
     np.testing.assert_allclose(bvh_world_positions(clip_131) * CMU_UNIT, bvh_world_positions(scaled)[:994], atol=1e-4)
 
 
@@ -237,7 +231,7 @@ def test_131_01_walks_forward_along_facing_at_walking_speed(clip_131) -> None:
 @pytest.mark.parametrize("name", ["131_01.bvh", "60_01.bvh", "135_09.bvh"])
 def test_a_foot_is_nearly_still_most_of_the_time(name: str) -> None:
     # Physical oracle for the channel-order convention: with a wrong order the planted foot slides (~0.4-0.8 m/s).
-    clip = read_bvh(needs(REFERENCE_DATA / "cmu" / "bvh20" / name))
+    clip = read_bvh(require(REFERENCE_DATA / "cmu" / "bvh20" / name))
     unit, feet = SKELETONS[clip.names[0]]
     positions = bvh_world_positions(clip)[:, [clip.index(f) for f in feet]] * unit
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).min(axis=1) / clip.frame_time
