@@ -13,7 +13,7 @@ from shared.motion.bvh import BvhError, read_bvh, write_bvh
 from shared.motion.humanml3d import FPS, MotionShapeError
 from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
-from shared.motion.resample import FrameRateError, nominal_fps
+from shared.motion.resample import FrameRateError
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
@@ -43,7 +43,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     map_name = detect_bone_map(clip) if args.map == "auto" else args.map
     bone_map = load_bone_map(map_name)
     joints = bvh_to_smpl_joints(clip, bone_map)
-    fps = nominal_fps(clip.fps)
+    fps = clip.fps
     features = encode_joints(joints, fps)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.output, features)

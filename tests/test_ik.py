@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from reference import REFERENCE_DATA, require
 from scipy.spatial.transform import Rotation
 
 from shared.motion.ik import (
@@ -19,7 +18,7 @@ from shared.motion.ik import (
 )
 from shared.motion.skeleton import PARENTS, TPOSE_OFFSETS, bone_lengths
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "humanml3d"
+DATA = REFERENCE_DATA / "humanml3d"
 CLIP = DATA / "joints_012314.npy"
 
 X, Y, Z = np.eye(3)
@@ -93,9 +92,7 @@ def _assert_rotations(local: np.ndarray, tol: float = 1e-6) -> None:
 
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
-    if not CLIP.exists():
-        pytest.skip(f"fixture {CLIP} not available")
-    joints = np.load(CLIP)
+    joints = np.load(require(CLIP))
     assert joints.shape == (170, 22, 3)
     return joints.astype(np.float64)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bvh import BvhClip, bvh_end_site_positions, bvh_world_positions
+from .bvh import BvhClip, bvh_end_site_positions, bvh_forward_kinematics
 from .skeleton import JOINT_NAMES
 
 BONE_MAP_DIR = Path(__file__).parent / "bone_maps"
@@ -123,8 +123,9 @@ def bvh_to_smpl_joints(clip: BvhClip, bone_map: BoneMap | str | Path | None = No
     if not isinstance(bone_map, BoneMap):
         bone_map = load_bone_map(bone_map if bone_map is not None else detect_bone_map(clip))
     check_bone_map(clip, bone_map)
-    positions = bvh_world_positions(clip)
-    end_sites = bvh_end_site_positions(clip) if any(s.kind == "end_site" for s in bone_map.sources) else {}
+    rotations, positions = bvh_forward_kinematics(clip)
+    needs_end_sites = any(s.kind == "end_site" for s in bone_map.sources)
+    end_sites = bvh_end_site_positions(clip, (rotations, positions)) if needs_end_sites else {}
 
     def position(source: JointSource) -> np.ndarray:
         if source.kind == "end_site":

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .quaternion import axis_angle_to_matrix, matrix_to_euler
+from .resample import nominal_fps
 from .skeleton import BVH_JOINT_NAMES, NUM_JOINTS, TPOSE_OFFSETS, children_of, depth_first_order
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -38,7 +39,8 @@ class BvhClip:
 
     @property
     def fps(self) -> float:
-        return 1.0 / self.frame_time
+        """Frame rate, snapped to the intended whole or NTSC rate (`.0083333` s -> 120 fps)."""
+        return nominal_fps(1.0 / self.frame_time)
 
     def index(self, name: str) -> int:
         """Index of the joint called `name`."""
@@ -245,9 +247,14 @@ def bvh_world_positions(clip: BvhClip) -> np.ndarray:
     return bvh_forward_kinematics(clip)[1]
 
 
-def bvh_end_site_positions(clip: BvhClip) -> dict[str, np.ndarray]:
-    """World positions (F, 3) of each End Site, keyed by the name of the joint it hangs from."""
-    rotations, positions = bvh_forward_kinematics(clip)
+def bvh_end_site_positions(
+    clip: BvhClip, forward_kinematics: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """World positions (F, 3) of each End Site, keyed by the name of the joint it hangs from.
+
+    `forward_kinematics`: the clip's `bvh_forward_kinematics` output, when the caller already has it.
+    """
+    rotations, positions = forward_kinematics or bvh_forward_kinematics(clip)
     return {
         clip.names[j]: positions[:, j] + np.einsum("fij,j->fi", rotations[:, j], offset)
         for j, offset in clip.end_sites.items()
