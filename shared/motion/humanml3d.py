@@ -176,7 +176,7 @@ def canonicalize(joints: np.ndarray) -> np.ndarray:
     positions[..., 1] -= positions[..., 1].min()
     positions -= positions[0, 0] * np.array([1.0, 0.0, 1.0])
     forward = normalize(_facing(positions[0], hips_reversed=False))
-    return qrot(qbetween(forward, _FORWARD), positions)
+    return positions @ quat_to_matrix(qbetween(forward, _FORWARD)).T
 
 
 def heading_ik(positions: np.ndarray, smooth: bool = True) -> np.ndarray:
@@ -217,8 +217,9 @@ def joints_to_features(joints: np.ndarray, feet_threshold: float = FEET_THRESHOL
     # Relative heading t -> t+1; arcsin of y without forcing w >= 0 (the dataset's ±180° quirk).
     rot_velocity = np.arcsin(np.clip(qmul(r_rot[1:], qinv(r_rot[:-1]))[:, 2], -1.0, 1.0))
     rifke = positions - positions[:, :1] * np.array([1.0, 0.0, 1.0])
-    rifke = qrot(np.repeat(r_rot[:, None], NUM_JOINTS, axis=1), rifke)
-    local_velocity = qrot(np.repeat(r_rot[:-1, None], NUM_JOINTS, axis=1), positions[1:] - positions[:-1])
+    to_heading = np.swapaxes(quat_to_matrix(r_rot), -1, -2)  # (T, 3, 3) transposed: row vectors @ Rᵀ
+    rifke = rifke @ to_heading
+    local_velocity = (positions[1:] - positions[:-1]) @ to_heading[:-1]
     n = len(positions) - 1
     features = np.concatenate(
         [
@@ -255,7 +256,7 @@ def features_to_joints(features: np.ndarray) -> np.ndarray:
     features = check_features(features)
     r_rot, r_pos = recover_root(features)
     ric = features[:, LAYOUT.ric].reshape(-1, NUM_JOINTS - 1, 3)
-    ric = qrot(np.repeat(qinv(r_rot)[:, None], NUM_JOINTS - 1, axis=1), ric)
+    ric = ric @ quat_to_matrix(r_rot)  # row vectors @ R = R⁻¹ applied: heading frame -> world
     ric[..., [0, 2]] += r_pos[:, None, [0, 2]]
     return np.concatenate([r_pos[:, None], ric], axis=1)
 
