@@ -1,1 +1,16 @@
 """The MotionGPT3 backend: model, inference, server and the `motiongpt3` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.model.motiongpt3 import MotionGPT3
+
+
+def load_model(checkpoint: str | Path | None = None, device: str = "auto") -> MotionGPT3:
+    """MotionGPT3 from the embedded demo model (None), an official `.ckpt` or our `.safetensors` file."""
+    from backend.model.loading import load_model as _load
+
+    return _load(checkpoint, device)

@@ -1,0 +1,400 @@
+"""The four MotionGPT3 tasks as batched functions over raw 263-dim HumanML3D features at 20 fps.
+
+Fixes the upstream demo's gaps: the requested length is honoured (20-196 frames natively; shorter requests are
+decoded at 20 frames and trimmed; longer ones are refused with a clear error), each request has its own seed
+(the same request gives the same motion whatever else is in the batch), `candidates=N` returns N motions in one
+batched call, in-betweening accepts any boolean mask of known frames, and every task reports progress and
+checks for cancellation at least once per decoding / diffusion / refinement step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from backend.model.config import EOM_ID, EOS_ID, SOM_ID
+from backend.model.diffusion_head import GenerationCancelled
+from backend.model.motiongpt3 import MotionGPT3
+from backend.model.tokenizer import (
+    EOS,
+    load_tokenizer,
+    masked_motion_span,
+    motion_input_sequence,
+    motion_output_sequence,
+    tokenize_batch,
+)
+
+__all__ = [
+    "GenerationCancelled",
+    "TaskControl",
+    "TaskError",
+    "inbetween",
+    "motion_to_text",
+    "predict",
+    "text_to_motion",
+]
+
+# Prompt wording (ours). The released model was trained on raw captions for text-to-motion and on short task
+# prefixes for the motion-input tasks; a newline separates the prompt from the answer (spec §2.3, §2.5).
+PREDICT_PREFIX = "Predict motion: "
+INBETWEEN_PREFIX = "Complete the masked motion: "
+CAPTION_PREFIX = "Generate text: "
+ANSWER_SEPARATOR = " \n "  # before an output motion (single-forward tasks)
+CAPTION_SEPARATOR = " \n"  # before generated text
+
+
+class TaskError(ValueError):
+    """A request the model cannot serve (length out of range, empty input, bad mask ...)."""
+
+
+@dataclass(frozen=True)
+class TaskControl:
+    """Progress reporting and cancellation for one task call.
+
+    progress(stage, done, total) with stage in {"diffusion", "decoding", "refine"}; should_cancel() is consulted
+    before every network step and a True answer raises GenerationCancelled.
+    """
+
+    progress: Callable[[str, int, int], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+
+    def stage(self, name: str) -> Callable[[int, int], None] | None:
+        return None if self.progress is None else (lambda done, total: self.progress(name, done, total))
+
+    def check(self, what: str) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise GenerationCancelled(f"cancelled during {what}")
+
+
+NO_CONTROL = TaskControl()
+
+
+def request_generator(seed: int, candidate: int = 0) -> torch.Generator:
+    """A CPU generator for one (request seed, candidate index); independent streams for different pairs."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(candidate)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+
+def _expand(value: int | Sequence[int], count: int, name: str) -> list[int]:
+    values = [int(value)] * count if isinstance(value, int | np.integer) else [int(v) for v in value]
+    if len(values) != count:
+        raise TaskError(f"{name}: expected {count} values, got {len(values)}")
+    return values
+
+
+def _check_frames(model: MotionGPT3, frames: int, name: str = "frames") -> int:
+    """Frames to decode for a request of `frames` (decoded at least at min_frames, then trimmed)."""
+    limit = model.config.max_frames
+    if not 1 <= frames <= limit:
+        raise TaskError(f"{name}: {frames} is outside 1..{limit} frames ({limit / model.config.fps:g} s at 20 fps)")
+    return max(frames, model.config.min_frames)
+
+
+def _check_clip(features: np.ndarray, name: str, min_frames: int = 1) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or features.shape[1] != 263:
+        raise TaskError(f"{name}: expected shape (T, 263), got {features.shape}")
+    if len(features) < min_frames:
+        raise TaskError(f"{name}: needs at least {min_frames} frames, got {len(features)}")
+    if not np.all(np.isfinite(features)):
+        raise TaskError(f"{name}: contains NaN or infinite values")
+    return features
+
+
+def _generate(
+    model: MotionGPT3,
+    prompts: list[str],
+    input_latents: torch.Tensor | None,
+    decode_frames: list[int],
+    seeds: list[tuple[int, int]],
+    guidance: float | None,
+    steps: int | None,
+    control: TaskControl,
+) -> list[torch.Tensor]:
+    """Prompts ending in an output motion -> normalised features [decode_frames[i], 263] per prompt."""
+    guidance = model.config.diffusion.guidance_scale if guidance is None else float(guidance)
+    tokens = tokenize_batch(prompts, model.config.max_prompt_tokens, padding_side="right")
+    control.check("the backbone forward")
+    condition = model.motion_condition(tokens, input_latents)
+    generators = [request_generator(seed, k) for seed, k in seeds]
+    latents = model.sample_latents(
+        condition, guidance, steps, generators, control.stage("diffusion"), control.should_cancel
+    )
+    lengths = torch.tensor(decode_frames, dtype=torch.long, device=model.device)
+    decoded = model.decode_latents(model.from_lm_space(latents.float()), lengths)
+    return [decoded[i, :n] for i, n in enumerate(decode_frames)]
+
+
+@torch.no_grad()
+def text_to_motion(
+    model: MotionGPT3,
+    texts: Sequence[str],
+    frames: int | Sequence[int],
+    seed: int | Sequence[int] = 0,
+    candidates: int = 1,
+    guidance: float | None = None,
+    steps: int | None = None,
+    control: TaskControl = NO_CONTROL,
+) -> list[list[np.ndarray]]:
+    """Texts -> for each text, `candidates` motions of exactly `frames` frames: [text][candidate] (frames, 263)."""
+    texts = [str(t).strip() for t in texts]
+    if not texts or any(not t for t in texts):
+        raise TaskError("texts: every prompt must be a non-empty string")
+    if candidates < 1:
+        raise TaskError(f"candidates: must be >= 1, got {candidates}")
+    wanted = _expand(frames, len(texts), "frames")
+    seeds = _expand(seed, len(texts), "seed")
+    decode = [_check_frames(model, n) for n in wanted]
+    answer = ANSWER_SEPARATOR + motion_output_sequence(model.config.backbone.holders_per_motion) + EOS
+    rows = [(i, k) for i in range(len(texts)) for k in range(candidates)]
+    with model.autocast():
+        outputs = _generate(
+            model,
+            [texts[i] + answer for i, _ in rows],
+            None,
+            [decode[i] for i, _ in rows],
+            [(seeds[i], k) for i, k in rows],
+            guidance,
+            steps,
+            control,
+        )
+    result: list[list[np.ndarray]] = [[] for _ in texts]
+    for (i, _), features in zip(rows, outputs, strict=True):
+        result[i].append(model.denormalize(features.float())[: wanted[i]].cpu().numpy())
+    return result
+
+
+def _input_latents(
+    model: MotionGPT3, clips: Sequence[np.ndarray], sample: bool, seeds: Sequence[tuple[int, int]] | None
+) -> torch.Tensor:
+    """Raw clips -> LM-space latents [N, D] (posterior mean, or samples drawn from per-clip generators)."""
+    batch, lengths = model.pad_features(clips)
+    generators = [request_generator(s, k) for s, k in seeds] if sample and seeds is not None else None
+    return model.to_lm_space(model.encode_latents(batch, lengths, sample=sample, generator=generators))
+
+
+@torch.no_grad()
+def motion_to_text(
+    model: MotionGPT3,
+    features_list: Sequence[np.ndarray],
+    do_sample: bool = False,
+    posterior_sample: bool = False,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    control: TaskControl = NO_CONTROL,
+) -> list[str]:
+    """Captions for raw feature clips; fully deterministic with both sampling flags False (greedy, latent mean)."""
+    clips = [_check_clip(f, f"features[{i}]", min_frames=2) for i, f in enumerate(features_list)]
+    if not clips:
+        raise TaskError("features_list: no clips given")
+    max_new = model.config.caption_max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+    holders = model.config.backbone.holders_per_motion
+    prompts = [CAPTION_PREFIX + motion_input_sequence(holders) + CAPTION_SEPARATOR] * len(clips)
+    with model.autocast():
+        latents = _input_latents(model, clips, posterior_sample, [(seed, i) for i in range(len(clips))])
+        tokens = tokenize_batch(prompts, model.config.max_prompt_tokens, padding_side="left")
+        generated = _greedy_or_sampled_decode(model, tokens, latents, max_new, do_sample, seed, control)
+    tokenizer = load_tokenizer()
+    return [
+        tokenizer.decode(row, skip_special_tokens=True).replace("\n", " ").strip().strip('"').strip()
+        for row in generated
+    ]
+
+
+def _greedy_or_sampled_decode(
+    model: MotionGPT3,
+    tokens,
+    latents: torch.Tensor,
+    max_new: int,
+    do_sample: bool,
+    seed: int,
+    control: TaskControl,
+) -> list[list[int]]:
+    """Autoregressive text decoding with the KV cache; returns each row's tokens up to (without) EOS."""
+    device, penalty = model.device, model.config.repetition_penalty
+    embeds, type_ids = model.embed_prompt(tokens, latents)
+    mask = tokens.attention_mask.to(device)
+    positions = tokens.position_ids.to(device)
+    hidden, cache = model.lm(embeds, type_ids, mask, positions, use_cache=True)
+    batch = len(mask)
+    generated = torch.zeros((batch, 0), dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    generators = [request_generator(seed, 1000 + i) for i in range(batch)] if do_sample else None
+    progress = control.stage("decoding")
+    for step in range(max_new):
+        control.check("caption decoding")
+        logits = model.lm.text_logits(hidden[:, -1]).float()  # [B, text_vocab]
+        if generated.shape[1]:  # repetition penalty over the generated tokens only
+            seen = torch.gather(logits, 1, generated)
+            logits = logits.scatter(1, generated, torch.where(seen > 0, seen / penalty, seen * penalty))
+        logits[:, [SOM_ID, EOM_ID]] = -torch.inf  # never emit motion delimiters
+        if do_sample:
+            top = torch.topk(logits, 50, dim=-1)
+            probs = torch.softmax(top.values, dim=-1).cpu()
+            choice = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
+            next_token = top.indices.gather(1, choice.to(device))[:, 0]
+        else:
+            next_token = logits.argmax(-1)
+        next_token = torch.where(finished, torch.full_like(next_token, EOS_ID), next_token)
+        generated = torch.cat([generated, next_token[:, None]], dim=1)
+        finished |= next_token == EOS_ID
+        if progress is not None:
+            progress(step + 1, max_new)
+        if bool(finished.all()):
+            break
+        mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=device)], dim=1)
+        positions = positions[:, -1:] + 1
+        step_embeds = model.lm.embed_tokens(next_token[:, None], torch.zeros_like(next_token[:, None]))
+        hidden, cache = model.lm(
+            step_embeds, torch.zeros_like(next_token[:, None]), mask, positions, past_key_values=cache, use_cache=True
+        )
+    rows = []
+    for row in generated.tolist():
+        rows.append(row[: row.index(EOS_ID)] if EOS_ID in row else row)
+    return rows
+
+
+@torch.no_grad()
+def predict(
+    model: MotionGPT3,
+    features: np.ndarray,
+    frames: int,
+    seed: int = 0,
+    candidates: int = 1,
+    guidance: float | None = None,
+    steps: int | None = None,
+    control: TaskControl = NO_CONTROL,
+) -> list[np.ndarray]:
+    """Continue a raw clip by `frames` frames: `candidates` clips of (len(features) + frames, 263), prefix kept."""
+    prefix = _check_clip(features, "features", min_frames=2)
+    decode = _check_frames(model, frames, "frames (continuation)")
+    holders = model.config.backbone.holders_per_motion
+    prompt = PREDICT_PREFIX + motion_input_sequence(holders) + ANSWER_SEPARATOR + motion_output_sequence(holders) + EOS
+    with model.autocast():
+        latent = _input_latents(model, [prefix], sample=False, seeds=None)
+        outputs = _generate(
+            model,
+            [prompt] * candidates,
+            latent.repeat(candidates, 1),
+            [decode] * candidates,
+            [(seed, k) for k in range(candidates)],
+            guidance,
+            steps,
+            control,
+        )
+    return [np.concatenate([prefix, model.denormalize(o.float())[:frames].cpu().numpy()]) for o in outputs]
+
+
+def _known_blocks(known: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) runs of True in a boolean mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _residual_blend(known: np.ndarray, residual: np.ndarray, fade: int) -> np.ndarray:
+    """Spread per-key residuals [T, C] (valid at known frames) over the clip: linear between keys, fading to zero
+    over `fade` frames before the first and after the last key; exactly the residual at every key."""
+    frames = np.arange(len(known))
+    keys = np.flatnonzero(known)
+    spread = np.stack([np.interp(frames, keys, residual[keys, c]) for c in range(residual.shape[1])], axis=1)
+    before = np.clip(1.0 - (keys[0] - frames) / max(fade, 1), 0.0, 1.0)
+    after = np.clip(1.0 - (frames - keys[-1]) / max(fade, 1), 0.0, 1.0)
+    weight = np.where(frames < keys[0], before, np.where(frames > keys[-1], after, 1.0))
+    return spread * weight[:, None]
+
+
+def inbetween(
+    model: MotionGPT3,
+    features: np.ndarray,
+    known_mask: np.ndarray,
+    seed: int = 0,
+    candidates: int = 1,
+    guidance: float | None = None,
+    steps: int | None = None,
+    refine_steps: int = 60,
+    fade_frames: int = 10,
+    control: TaskControl = NO_CONTROL,
+) -> list[np.ndarray]:
+    """Fill the unknown frames of a raw clip; known frames come back unchanged.
+
+    The first and last known blocks are the prompt's head and tail (upstream's fixed 25 %/75 % windows are the
+    special case `known = [0, a) ∪ [b, L)`); the generated full-length latent is then refined by gradient
+    descent through the VAE decoder so its decoded motion meets every known frame (sparse keys included), and
+    the remaining residual at the keys is spread smoothly over the gaps.
+    """
+    clip = _check_clip(features, "features", min_frames=2)
+    known = np.asarray(known_mask, dtype=bool)
+    if known.shape != (len(clip),):
+        raise TaskError(f"known_mask: expected shape ({len(clip)},), got {known.shape}")
+    if not known.any():
+        raise TaskError("known_mask: at least one frame must be known")
+    _check_frames(model, len(clip), "features (clip length)")
+    blocks = _known_blocks(known)
+    (h0, h1), (t0, t1) = blocks[0], blocks[-1]
+    holders = model.config.backbone.holders_per_motion
+    prompt = (
+        INBETWEEN_PREFIX
+        + motion_input_sequence(holders)
+        + masked_motion_span(holders)
+        + motion_input_sequence(holders)
+        + ANSWER_SEPARATOR
+        + motion_output_sequence(holders)
+        + EOS
+    )
+    with torch.no_grad(), model.autocast():
+        latents = _input_latents(model, [clip[h0:h1], clip[t0:t1]], sample=False, seeds=None)
+        outputs = _generate(
+            model,
+            [prompt] * candidates,
+            latents.repeat(candidates, 1),
+            [len(clip)] * candidates,
+            [(seed, k) for k in range(candidates)],
+            guidance,
+            steps,
+            control,
+        )
+    target = model.normalize(torch.as_tensor(clip, device=model.device))
+    results = []
+    for output in outputs:
+        refined = _refine_to_keys(model, output.float(), target, known, refine_steps, control)
+        residual = (target - refined).cpu().numpy()
+        blended = refined.cpu().numpy() + _residual_blend(known, residual, fade_frames)
+        blended[known] = target.cpu().numpy()[known]
+        results.append(model.denormalize(torch.as_tensor(blended, device=model.device)).cpu().numpy())
+    return results
+
+
+def _refine_to_keys(
+    model: MotionGPT3,
+    generated: torch.Tensor,
+    target: torch.Tensor,
+    known: np.ndarray,
+    iterations: int,
+    control: TaskControl,
+) -> torch.Tensor:
+    """Optimise the VAE latent so the decoded clip matches the known frames (normalised space) -> [T, 263]."""
+    lengths = torch.tensor([len(target)], device=model.device)
+    with torch.no_grad():
+        start = model.vae.encode(generated[None], lengths)[:, 0]  # latent of the generated clip
+    if iterations <= 0:
+        return model.decode_latents(start, lengths)[0].detach()
+    latent = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([latent], lr=0.05)
+    mask = torch.as_tensor(known, device=model.device)
+    progress = control.stage("refine")
+    with torch.enable_grad():
+        for step in range(iterations):
+            control.check("in-between refinement")
+            decoded = model.decode_latents(latent, lengths)[0]
+            loss = ((decoded[mask] - target[mask]) ** 2).mean() + 1e-3 * ((latent - start) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if progress is not None:
+                progress(step + 1, iterations)
+    model.zero_grad(set_to_none=True)  # only the latent is optimised; drop the weights' gradients
+    with torch.no_grad():
+        return model.decode_latents(latent, lengths)[0]

@@ -1,0 +1,169 @@
+"""MLD motion VAE: skip-connected post-norm transformer encoder/decoder mapping a clip to one latent token."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from backend.model.config import VaeConfig
+
+# Layout: the public API is batch-first ([B, T, ...]); inside, sequences are sequence-first ([S, B, D]) like
+# upstream `mld_vae.py`, so the torch transformer layers run with batch_first=False (no fused fast path).
+
+
+class LearnedPositions(nn.Module):
+    """Learned absolute 1-D positions (`PositionEmbeddingLearned1D`), added once to the input sequence."""
+
+    def __init__(self, max_positions: int, width: int) -> None:
+        super().__init__()
+        self.pe = nn.Parameter(torch.empty(max_positions, 1, width))  # [P, 1, D], sequence-first
+        nn.init.uniform_(self.pe)  # upstream: uniform(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [S, B, D] -> x + pe[:S]."""
+        return x + self.pe[: x.shape[0]]
+
+
+class SkipTransformer(nn.Module):
+    """U-Net stack of (n-1)/2 input blocks, a middle block and (n-1)/2 output blocks with LIFO skip fusion."""
+
+    def __init__(self, layer: nn.Module, num_layers: int, width: int) -> None:
+        super().__init__()
+        num_skip = (num_layers - 1) // 2
+        self.input_blocks = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_skip))
+        self.middle_block = copy.deepcopy(layer)
+        self.output_blocks = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_skip))
+        self.linear_blocks = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(num_skip))
+        self.norm = nn.LayerNorm(width)
+        for p in self.parameters():  # upstream `_reset_parameters`: xavier on every matrix
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, x: torch.Tensor, *args: torch.Tensor, **kwargs: torch.Tensor | None) -> torch.Tensor:
+        """x [S, B, D]; extra arguments (memory, masks) go unchanged to every layer. Returns [S, B, D]."""
+        skips: list[torch.Tensor] = []
+        for block in self.input_blocks:
+            x = block(x, *args, **kwargs)
+            skips.append(x)
+        x = self.middle_block(x, *args, **kwargs)
+        for fuse, block in zip(self.linear_blocks, self.output_blocks, strict=True):
+            x = fuse(torch.cat([x, skips.pop()], dim=-1))  # [S, B, 2D] -> [S, B, D]; deepest skip first
+            x = block(x, *args, **kwargs)
+        return self.norm(x)
+
+
+class MotionVae(nn.Module):
+    """The MLD VAE of MotionGPT3 (spec §4); parameter names match the checkpoint's `vae.*` keys."""
+
+    def __init__(self, config: VaeConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.latent_dim
+        self.num_queries = 2 * config.latent_size  # μ tokens then log σ² tokens
+        self.skel_embedding = nn.Linear(config.nfeats, width)
+        self.global_motion_token = nn.Parameter(torch.randn(self.num_queries, width))  # [2L, D]
+        self.query_pos_encoder = LearnedPositions(config.max_positions, width)
+        self.query_pos_decoder = LearnedPositions(config.max_positions, width)
+        encoder_layer = nn.TransformerEncoderLayer(
+            width, config.num_heads, config.ff_size, config.dropout, activation="gelu", norm_first=False
+        )
+        decoder_layer = nn.TransformerDecoderLayer(
+            width, config.num_heads, config.ff_size, config.dropout, activation="gelu", norm_first=False
+        )
+        self.encoder = SkipTransformer(encoder_layer, config.num_layers, width)
+        self.decoder = SkipTransformer(decoder_layer, config.num_layers, width)
+        self.final_layer = nn.Linear(width, config.nfeats)
+
+    @property
+    def max_frames(self) -> int:
+        """Longest clip the encoder accepts (the positional table also holds the query tokens)."""
+        return self.config.max_positions - self.num_queries
+
+    def _check_lengths(self, lengths: torch.Tensor, batch: int, frames: int | None) -> int:
+        """Validate lengths [B] (1 <= L_b <= frames) and return max(lengths)."""
+        if lengths.dim() != 1 or lengths.shape[0] != batch:
+            raise ValueError(f"lengths must have shape [{batch}], got {list(lengths.shape)}")
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise ValueError(f"lengths must be integers, got {lengths.dtype}")
+        if batch == 0:
+            raise ValueError("empty batch")
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        if shortest < 1:
+            raise ValueError(f"every length must be >= 1 frame, got {shortest}")
+        if frames is not None and longest > frames:
+            raise ValueError(f"length {longest} exceeds the {frames} frames given")
+        return longest
+
+    def encode_distribution(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised features [B, T, nfeats] and lengths [B] -> (μ, log σ²), each [B, latent_size, D]."""
+        if features.dim() != 3 or features.shape[-1] != self.config.nfeats:
+            raise ValueError(f"features must be [B, T, {self.config.nfeats}], got {list(features.shape)}")
+        batch = features.shape[0]
+        frames = self._check_lengths(lengths, batch, features.shape[1])
+        if frames > self.max_frames:
+            raise ValueError(
+                f"clip of {frames} frames exceeds the VAE encoder limit of {self.max_frames} frames "
+                f"(max_positions {self.config.max_positions} minus {self.num_queries} query tokens)"
+            )
+        features = features[:, :frames]  # frames beyond every length are masked anyway
+        valid = torch.arange(frames, device=features.device) < lengths.to(features.device)[:, None]  # [B, T]
+        queries_valid = torch.ones(batch, self.num_queries, dtype=torch.bool, device=features.device)
+        padding = ~torch.cat([queries_valid, valid], dim=1)  # [B, 2L+T], True = ignored key
+
+        x = self.skel_embedding(features).transpose(0, 1)  # [T, B, D]
+        tokens = self.global_motion_token[:, None, :].expand(-1, batch, -1)  # [2L, B, D]
+        x = self.query_pos_encoder(torch.cat([tokens, x], dim=0))  # [2L+T, B, D]
+        out = self.encoder(x, src_key_padding_mask=padding)[: self.num_queries]  # [2L, B, D]
+        out = out.transpose(0, 1)  # [B, 2L, D]
+        latent_size = self.config.latent_size
+        return out[:, :latent_size], out[:, latent_size:]
+
+    def encode(
+        self,
+        features: torch.Tensor,
+        lengths: torch.Tensor,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Latent z [B, latent_size, D]: the posterior mean, or a reparameterised sample (unscaled, no 0.8457)."""
+        mu, logvar = self.encode_distribution(features, lengths)
+        if not sample:
+            return mu
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * noise
+
+    def decode(self, z: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Latent z [B, latent_size, D] and lengths [B] -> normalised features [B, max(lengths), nfeats], 0-padded."""
+        expected = (self.config.latent_size, self.config.latent_dim)
+        if z.dim() != 3 or tuple(z.shape[1:]) != expected:
+            raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {list(z.shape)}")
+        batch = z.shape[0]
+        frames = self._check_lengths(lengths, batch, None)
+        if frames > self.config.max_positions:
+            raise ValueError(
+                f"clip of {frames} frames exceeds the VAE decoder limit of {self.config.max_positions} frames "
+                "(max_positions)"
+            )
+        valid = torch.arange(frames, device=z.device) < lengths.to(z.device)[:, None]  # [B, T]
+
+        queries = torch.zeros(frames, batch, self.config.latent_dim, device=z.device, dtype=z.dtype)  # [T, B, D]
+        queries = self.query_pos_decoder(queries)
+        memory = z.transpose(0, 1)  # [L, B, D]
+        out = self.decoder(queries, memory, tgt_key_padding_mask=~valid)  # [T, B, D]
+        feats = self.final_layer(out).transpose(0, 1)  # [B, T, nfeats]
+        return feats.masked_fill(~valid[:, :, None], 0.0)
+
+    @staticmethod
+    def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(μ, σ²) ‖ N(0, I)), averaged over every element (MLD's `kl_divergence(q, p).mean()`)."""
+        return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
+
+    @staticmethod
+    def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """SmoothL1 (β = 1) between [B, T, nfeats] tensors, averaged over the valid frames' elements only."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred {list(pred.shape)} and target {list(target.shape)} must have the same shape")
+        valid = torch.arange(pred.shape[1], device=pred.device) < lengths.to(pred.device)[:, None]  # [B, T]
+        return nn.functional.smooth_l1_loss(pred[valid], target[valid])

@@ -1,0 +1,185 @@
+"""The four tasks on a tiny random-weight model: lengths, seeds, candidates, guidance, cancellation, masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.inference import (
+    GenerationCancelled,
+    TaskControl,
+    TaskError,
+    inbetween,
+    motion_to_text,
+    predict,
+    text_to_motion,
+)
+from backend.model.config import EOS_ID, MOTION_TOKEN_START, tiny_config
+from backend.model.loading import build_model
+from backend.model.tokenizer import load_tokenizer, motion_input_sequence, tokenize_batch
+
+STEPS = 8  # respaced diffusion steps: enough to exercise the chain, fast on a CPU
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), None, "random")
+    with torch.no_grad():  # a non-zero null condition so that guidance visibly matters
+        model.fake_latent.normal_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def clip(clip_012314) -> np.ndarray:
+    return clip_012314[0][:80]
+
+
+def test_requested_lengths_are_exact(model):
+    out = text_to_motion(model, ["walk", "jump", "wave"], frames=[7, 20, 33], steps=STEPS)
+    assert [o[0].shape for o in out] == [(7, 263), (20, 263), (33, 263)]
+    for bad in (0, 197):
+        with pytest.raises(TaskError, match=r"outside 1\.\.196"):
+            text_to_motion(model, ["walk"], frames=bad, steps=STEPS)
+
+
+def test_short_requests_are_decoded_at_20_frames_and_trimmed(model):
+    short = text_to_motion(model, ["walk"], frames=7, seed=5, steps=STEPS)[0][0]
+    native = text_to_motion(model, ["walk"], frames=20, seed=5, steps=STEPS)[0][0]
+    np.testing.assert_allclose(short, native[:7], atol=1e-5)
+
+
+def test_same_request_same_motion_whatever_the_batch(model):
+    alone = text_to_motion(model, ["a person waves"], frames=24, seed=11, steps=STEPS)[0][0]
+    batched = text_to_motion(
+        model,
+        ["someone runs in a circle quickly", "a person waves", "x"],
+        frames=[40, 24, 10],
+        seed=[1, 11, 2],
+        steps=STEPS,
+    )[1][0]
+    np.testing.assert_allclose(batched, alone, atol=1e-4)
+    again = text_to_motion(model, ["a person waves"], frames=24, seed=11, steps=STEPS)[0][0]
+    np.testing.assert_array_equal(again, alone)
+    other_seed = text_to_motion(model, ["a person waves"], frames=24, seed=12, steps=STEPS)[0][0]
+    assert np.abs(other_seed - alone).max() > 1e-3
+
+
+def test_candidates_differ(model):
+    candidates = text_to_motion(model, ["walk"], frames=20, seed=3, candidates=3, steps=STEPS)[0]
+    assert len(candidates) == 3
+    assert min(np.abs(a - b).max() for i, a in enumerate(candidates) for b in candidates[i + 1 :]) > 1e-3
+
+
+def test_guidance_one_ignores_the_null_condition(model):
+    def run(guidance: float) -> np.ndarray:
+        return text_to_motion(model, ["walk"], frames=20, seed=4, guidance=guidance, steps=STEPS)[0][0]
+
+    before = run(1.0), run(7.5)
+    with torch.no_grad():
+        saved = model.fake_latent.clone()
+        model.fake_latent.add_(1.0)
+    try:
+        after = run(1.0), run(7.5)
+    finally:
+        with torch.no_grad():
+            model.fake_latent.copy_(saved)
+    np.testing.assert_array_equal(after[0], before[0])  # scale 1 = the conditional branch alone
+    assert np.abs(after[1] - before[1]).max() > 1e-4  # guided sampling does use it
+
+
+def test_cancellation_stops_within_one_step(model):
+    steps_seen = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        steps_seen.append((stage, done))
+
+    control = TaskControl(progress=progress, should_cancel=lambda: len(steps_seen) >= 3)
+    with pytest.raises(GenerationCancelled):
+        text_to_motion(model, ["walk"], frames=20, steps=STEPS, control=control)
+    assert steps_seen == [("diffusion", 1), ("diffusion", 2), ("diffusion", 3)]
+
+
+def test_captions_are_deterministic_and_match_a_cache_free_decoder(model, clip):
+    captions = motion_to_text(model, [clip, clip[:50]], max_new_tokens=6)
+    assert captions == motion_to_text(model, [clip, clip[:50]], max_new_tokens=6)
+    assert motion_to_text(model, [clip[:50]], max_new_tokens=6)[0] == captions[1]  # batch-independent
+    assert captions[0] == _naive_greedy_caption(model, clip, 6)
+
+
+def _naive_greedy_caption(model, clip: np.ndarray, max_new: int) -> str:
+    """Greedy decoding that re-runs the whole sequence every step (no KV cache): the oracle for the cached loop."""
+    tokenizer = load_tokenizer()
+    prompt = "Generate text: " + motion_input_sequence(model.config.backbone.holders_per_motion) + " \n"
+    ids = tokenize_batch([prompt], 192).ids[0].tolist()
+    batch, lengths = model.pad_features([clip])
+    latent = model.to_lm_space(model.encode_latents(batch, lengths))
+    generated: list[int] = []
+    with torch.no_grad():
+        for _ in range(max_new):
+            tokens = torch.tensor([ids + generated])
+            type_ids = (tokens >= MOTION_TOKEN_START).long()
+            embeds = model.lm.embed_tokens(tokens, type_ids)
+            holders = tokens == 50262
+            embeds[holders] = model.motion_und_head(latent).reshape(-1, model.config.hidden_dim)
+            hidden, _ = model.lm(embeds, type_ids, torch.ones_like(tokens), torch.arange(tokens.shape[1])[None])
+            logits = model.lm.text_logits(hidden[0, -1])
+            for token in set(generated):  # repetition penalty 1.1 on generated tokens
+                logits[token] = logits[token] / 1.1 if logits[token] > 0 else logits[token] * 1.1
+            logits[[50257, 50258]] = -torch.inf
+            token = int(logits.argmax())
+            if token == EOS_ID:
+                break
+            generated.append(token)
+    return tokenizer.decode(generated, skip_special_tokens=True).replace("\n", " ").strip().strip('"').strip()
+
+
+def test_prediction_keeps_the_prefix_and_adds_the_frames(model, clip):
+    out = predict(model, clip[:30], frames=25, seed=1, candidates=2, steps=STEPS)
+    assert [o.shape for o in out] == [(55, 263), (55, 263)]
+    np.testing.assert_array_equal(out[0][:30], clip[:30].astype(np.float32))
+    assert np.abs(out[0][30:] - out[1][30:]).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "known_frames",
+    [np.r_[0:20, 60:80], np.r_[0:10, 35, 50, 70:80], np.r_[25:30]],
+    ids=["upstream-windows", "sparse-keys", "one-block"],
+)
+def test_inbetween_honours_the_known_frames(model, clip, known_frames):
+    known = np.zeros(len(clip), dtype=bool)
+    known[known_frames] = True
+    (out,) = inbetween(model, clip, known, seed=2, steps=STEPS, refine_steps=15)
+    assert out.shape == clip.shape
+    stats_std = model.feature_std.numpy()
+    assert np.abs((out[known] - clip[known]) / stats_std).max() < 1e-3  # normalised space
+    assert np.all(np.isfinite(out))
+
+
+def test_inbetween_rejects_bad_masks(model, clip):
+    with pytest.raises(TaskError, match="known_mask"):
+        inbetween(model, clip, np.ones(10, dtype=bool), steps=STEPS)
+    with pytest.raises(TaskError, match="at least one frame"):
+        inbetween(model, clip, np.zeros(len(clip), dtype=bool), steps=STEPS)
+
+
+def test_bad_inputs_are_task_errors(model):
+    with pytest.raises(TaskError, match="non-empty"):
+        text_to_motion(model, [" "], frames=20)
+    with pytest.raises(TaskError, match=r"\(T, 263\)"):
+        motion_to_text(model, [np.zeros((10, 200))])
+    bad = np.zeros((10, 263))
+    bad[2, 2] = np.nan
+    with pytest.raises(TaskError, match="NaN"):
+        predict(model, bad, frames=10)
+
+
+def test_encode_decode_public_api(model, clip):
+    latent = model.encode_motion(clip)
+    assert latent.shape == (model.config.latent_dim,)
+    decoded = model.decode_motion(latent, 33)
+    assert decoded.shape == (33, 263)
+    sampled = model.encode_motion(clip, sample=True, seed=1)
+    assert np.abs(sampled - latent).max() > 0
+    np.testing.assert_array_equal(sampled, model.encode_motion(clip, sample=True, seed=1))
