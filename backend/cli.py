@@ -15,6 +15,9 @@ from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
+from .cli_tasks import add_task_commands
+from .motion_io import load_npy
+
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
 
@@ -22,23 +25,12 @@ class UsageError(ValueError):
     """A command-line argument that cannot work (wrong extension, etc.)."""
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """A plain numeric .npy array (never a pickled object)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise UsageError(f"{path}: not a numeric .npy array ({error})") from None
-    if not np.issubdtype(array.dtype, np.number):
-        raise UsageError(f"{path}: expected a numeric array, got dtype {array.dtype}")
-    return array
-
-
 def cmd_encode(args: argparse.Namespace) -> None:
     """BVH -> SMPL-22 joints (FK, metres, Y-up) -> 20 fps -> (T-1, 263) features."""
     if not args.input.is_file():
         raise FileNotFoundError(f"{args.input}: no such file")
+    if args.input.suffix.lower() != ".bvh":
+        raise UsageError(f"{args.input}: encode reads a .bvh file")
     clip = read_bvh(args.input)
     map_name = detect_bone_map(clip) if args.map == "auto" else args.map
     bone_map = load_bone_map(map_name)
@@ -65,7 +57,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     suffix = args.output.suffix.lower()
     if suffix not in (".bvh", ".npy"):
         raise UsageError(f"{args.output}: output must end in .bvh or .npy")
-    features = _load_npy(args.input)
+    features = load_npy(args.input)
     decoded = decode_features(features, fps=args.fps)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
@@ -111,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--fps", type=_positive_fps, default=FPS, help="output frame rate (default 20)")
     decode.set_defaults(run=cmd_decode)
 
+    add_task_commands(commands)
+
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
     bench.add_argument("suite", choices=["motion"], help="which benchmark")
     bench.add_argument("--frames", type=int, default=196)
@@ -122,11 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except USER_ERRORS as error:
         print(f"motiongpt3 {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""`motiongpt3 generate | predict | inbetween | caption` end to end with a tiny model checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.cli import main
+from backend.cli_tasks import parse_frame_spec
+from backend.model.checkpoint import save_safetensors
+from backend.model.config import tiny_config
+from backend.model.loading import build_model
+from shared.motion.bone_map import bvh_to_smpl_joints
+from shared.motion.bvh import read_bvh
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    model = build_model(tiny_config(), None, "random")
+    save_safetensors(model, model.config, path)
+    return path
+
+
+def test_generate_writes_features_joints_and_bvh(checkpoint, tmp_path):
+    stem = tmp_path / "out" / "wave"
+    args = ["generate", "a person waves", "--frames", "33", "--steps", "5", "--candidates", "2", "--fps", "30"]
+    assert main([*args, "--checkpoint", str(checkpoint), "-o", str(stem)]) == 0
+    for k in (1, 2):
+        features = np.load(tmp_path / "out" / f"wave_{k}.npy")
+        joints = np.load(tmp_path / "out" / f"wave_{k}_joints.npy")
+        assert features.shape == (33, 263)
+        assert joints.shape == (49, 22, 3)  # 32 intervals at 20 fps = 1.6 s -> 49 frames at 30 fps
+        clip = read_bvh(tmp_path / "out" / f"wave_{k}.bvh")
+        assert clip.num_frames == 49 and clip.fps == pytest.approx(30.0)
+        assert bvh_to_smpl_joints(clip, "smpl22").shape == (49, 22, 3)
+
+
+def test_predict_and_inbetween_from_a_bvh(checkpoint, reference_data, tmp_path):
+    walk = str(reference_data / "cmu" / "bvh20" / "131_01.bvh")
+    common = ["--steps", "4", "--checkpoint", str(checkpoint)]
+    assert main(["predict", walk, "--frames", "40", *common, "-o", str(tmp_path / "next")]) == 0
+    assert np.load(tmp_path / "next.npy").shape == (165 + 40, 263)
+    assert main(["inbetween", walk, "--known", "0:30,80,140:", *common, "-o", str(tmp_path / "mid")]) == 0
+    filled = np.load(tmp_path / "mid.npy")
+    assert filled.shape == (165, 263)
+    np.testing.assert_allclose(filled[:30], np.load(tmp_path / "next.npy")[:30], atol=1e-5)  # known frames kept
+
+
+def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, reference_data, tmp_path):
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for name in ("131_01.bvh", "135_04.bvh"):
+        (folder / name).write_bytes((reference_data / "cmu" / "bvh20" / name).read_bytes())
+    np.save(folder / "feats.npy", np.load(reference_data / "humanml3d" / "feats_012314.npy")[:60])
+    (folder / "broken.bvh").write_text("HIERARCHY\nROOT x\n{\n")
+    out = tmp_path / "captions.csv"
+    assert main(["caption", str(folder), "--checkpoint", str(checkpoint), "-o", str(out)]) == 1  # one failed
+    rows = list(csv.DictReader(out.open()))
+    assert [Path(r["file"]).name for r in rows] == ["131_01.bvh", "135_04.bvh", "broken.bvh", "feats.npy"]
+    assert rows[2]["error"] and not rows[2]["caption"]
+    assert all(r["caption"] and not r["error"] for i, r in enumerate(rows) if i != 2)
+    assert rows[0]["frames"] == "165"
+    json_out = tmp_path / "captions.json"
+    main(["caption", str(folder / "feats.npy"), "--checkpoint", str(checkpoint), "-o", str(json_out)])
+    assert json.loads(json_out.read_text())[0]["caption"] == rows[3]["caption"]  # deterministic
+
+
+def test_frame_spec():
+    mask = parse_frame_spec("0:3, 5, -2:", 10)
+    assert np.flatnonzero(mask).tolist() == [0, 1, 2, 5, 8, 9]
+
+
+def test_missing_model_is_one_clear_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "generate",
+            "walk",
+            "-o",
+            str(tmp_path / "x"),
+            "--checkpoint",
+            str(tmp_path / "nope.safetensors"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "nope.safetensors" in result.stderr.strip().splitlines()[-1]
