@@ -70,9 +70,12 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .bench import run_motion_benchmark
+    from .bench import run_model_benchmark, run_motion_benchmark
 
-    run_motion_benchmark(frames=args.frames, repeats=args.repeats)
+    if args.suite == "motion":
+        run_motion_benchmark(frames=args.frames, repeats=args.repeats)
+    else:
+        run_model_benchmark(args.preset, args.device, frames=args.frames, repeats=min(args.repeats, 5))
 
 
 def _positive_fps(text: str) -> float:
@@ -106,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
-    bench.add_argument("suite", choices=["motion"], help="which benchmark")
+    bench.add_argument("suite", choices=["motion", "model"], help="which benchmark")
+    bench.add_argument("--preset", default="official", help="model preset for `bench model` (official, demo, tiny)")
+    bench.add_argument("--device", default="auto", help="device for `bench model`")
     bench.add_argument("--frames", type=int, default=196)
-    bench.add_argument("--repeats", type=int, default=200)
+    bench.add_argument("--repeats", type=int, default=200, help="runs to take the median of (model: at most 5)")
     bench.set_defaults(run=cmd_bench)
     return parser
 
