@@ -65,11 +65,20 @@ def motion_files_in(inputs: list[Path]) -> list[Path]:
 
 
 def write_motion_outputs(stem: Path, features: np.ndarray, fps: float = FPS) -> list[Path]:
-    """stem.npy (features, 20 fps), stem_joints.npy (joints at `fps`) and stem.bvh (rotations at `fps`)."""
+    """stem.npy (features, 20 fps), stem_joints.npy (joints at `fps`), stem.bvh (rotations at `fps`) and
+    stem_preview.png (a stick-figure contact sheet)."""
+    from .preview import render_contact_sheet
+
     stem.parent.mkdir(parents=True, exist_ok=True)
     decoded = decode_features(features, fps=fps)
-    paths = [stem.with_suffix(".npy"), stem.with_name(stem.name + "_joints.npy"), stem.with_suffix(".bvh")]
+    paths = [
+        stem.with_name(stem.name + ".npy"),
+        stem.with_name(stem.name + "_joints.npy"),
+        stem.with_name(stem.name + ".bvh"),
+        stem.with_name(stem.name + "_preview.png"),
+    ]
     np.save(paths[0], np.asarray(features, dtype=np.float32))
     np.save(paths[1], decoded.joints.astype(np.float32))
     write_bvh(paths[2], decoded.local_rotations, decoded.root_positions, decoded.rest_offsets, fps=fps)
+    render_contact_sheet(decoded.joints, paths[3])
     return paths

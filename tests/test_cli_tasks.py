@@ -44,6 +44,7 @@ def test_generate_writes_features_joints_and_bvh(checkpoint, tmp_path):
         clip = read_bvh(tmp_path / "out" / f"wave_{k}.bvh")
         assert clip.num_frames == 49 and clip.fps == pytest.approx(30.0)
         assert bvh_to_smpl_joints(clip, "smpl22").shape == (49, 22, 3)
+        assert (tmp_path / "out" / f"wave_{k}_preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_predict_and_inbetween_from_a_bvh(checkpoint, reference_data, tmp_path):
