@@ -1,0 +1,1 @@
+"""Training MotionGPT3: HumanML3D-layout data, prompt templates, stage definitions, losses and the loop."""
