@@ -16,6 +16,7 @@ from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
 from .cli_tasks import add_task_commands
+from .eval.evaluate import add_eval_command
 from .motion_io import load_npy
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     decode.set_defaults(run=cmd_decode)
 
     add_task_commands(commands)
+    add_eval_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
     bench.add_argument("suite", choices=["motion", "model"], help="which benchmark")
