@@ -18,6 +18,8 @@ from shared.motion.resample import FrameRateError
 from .cli_tasks import add_task_commands
 from .eval.evaluate import add_eval_command
 from .motion_io import load_npy
+from .train.cli import add_train_command
+from .train.demo import add_train_demo_command
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_task_commands(commands)
     add_eval_command(commands)
+    add_train_command(commands)
+    add_train_demo_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
     bench.add_argument("suite", choices=["motion", "model"], help="which benchmark")

@@ -26,6 +26,18 @@ def clip_012314(reference_data: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.load(folder / "feats_012314.npy"), np.load(folder / "joints_012314.npy")
 
 
+@pytest.fixture
+def one_thread():
+    """Run torch on one intra-op thread: the tensors in these tests are tiny, and on a loaded 2-core machine
+    two threads stall each other (measured 3-10x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Blender as a Python module can hang or crash at interpreter exit when a timer is still registered
 # (BLENDER_NOTES.md section 8). Once bpy has been imported, leave through os._exit with pytest's status.
 _exit_status = 0

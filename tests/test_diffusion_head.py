@@ -25,6 +25,8 @@ D = TINY.diffusion
 # Independent of the module: ᾱ of the linear schedule, recomputed here from the config numbers.
 ALPHA_BAR = np.cumprod(1.0 - np.linspace(D.beta_start, D.beta_end, D.num_timesteps))
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def tsv_rows(prefix: str) -> dict[str, list[int]]:
     path = DOCS / "motiongpt3_state_dict.tsv"
@@ -95,15 +97,6 @@ def exact_sampler_moments(m: float, s: float, steps: int) -> tuple[float, float]
         sigma2 = beta * (1 - ab_prev) / (1 - ab) if k > 0 else 0.0
         mean, var = a * mean + b, a * a * var + sigma2
     return mean, var
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tensors here are tiny: intra-op threads only add overhead (and stall badly on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- checkpoint contract ---------------------------------------------------------------------------------

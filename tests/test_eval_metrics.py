@@ -423,15 +423,6 @@ def toy_pairs(count: int, rng: np.random.Generator) -> list[tuple[str, np.ndarra
     return pairs
 
 
-@pytest.fixture()
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy 2-core machine, 2 threads ran 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 SMALL = ContrastiveConfig(
     motion_channels=64, motion_blocks=2, text_width=64, text_layers=1, embed_dim=64, max_frames=48
 )

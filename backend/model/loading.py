@@ -31,6 +31,16 @@ def build_model(config: MotionGPT3Config, state_dict: dict[str, torch.Tensor] | 
     return model.eval()
 
 
+def read_checkpoint(path: str | Path) -> tuple[MotionGPT3Config, dict[str, torch.Tensor]]:
+    """(config, weights) of our `.safetensors` (config from the JSON beside it) or an official `.ckpt`."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    if path.suffix in (".ckpt", ".pt", ".pth"):
+        return official_config(), read_official_checkpoint(path)
+    raise CheckpointError(f"{path}: unknown checkpoint type (expected .ckpt or .safetensors)")
+
+
 def load_model(checkpoint: str | Path | None = None, device: str = "auto") -> MotionGPT3:
     """The model from `checkpoint`: None = the embedded demo model; `*.ckpt` = the official Lightning checkpoint
     (official preset); `*.safetensors` = our format with its JSON config beside it."""
@@ -41,11 +51,5 @@ def load_model(checkpoint: str | Path | None = None, device: str = "auto") -> Mo
                 f"the embedded demo model ({EMBEDDED_MODEL.name}) is not in this build; pass --checkpoint PATH"
             )
         checkpoint = EMBEDDED_MODEL
-    path = Path(checkpoint)
-    if path.suffix == ".safetensors":
-        config, state_dict = read_safetensors(path)
-    elif path.suffix in (".ckpt", ".pt", ".pth"):
-        config, state_dict = official_config(), read_official_checkpoint(path)
-    else:
-        raise CheckpointError(f"{path}: unknown checkpoint type (expected .ckpt or .safetensors)")
-    return build_model(config, state_dict, str(path)).to(target)
+    config, state_dict = read_checkpoint(checkpoint)
+    return build_model(config, state_dict, str(checkpoint)).to(target)

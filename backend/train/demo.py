@@ -1,0 +1,130 @@
+"""`motiongpt3 train-demo`: build the demo data (synthetic set + CMU windows), train the `demo` preset through
+the pipeline's stages, and install the result as the embedded model. One command reproduces the shipped model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Heavy imports (torch, the generators) happen inside the functions: `motiongpt3 --help` must stay fast.
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """Everything that determines the demo model."""
+
+    seed: int = 2026
+    synthetic_clips: int = 3000
+    vae_steps: int = 500
+    t2m_steps: int = 600  # stage 1: text -> motion only
+    all_tasks_steps: int = 1200  # stage 2: text-to-motion, captioning, prediction, in-betweening
+    batch_size: int = 32
+
+
+def build_demo_data(folder: Path, cmu_folder: Path, recipe: DemoRecipe) -> Path:
+    """Synthetic clips (train/val/test) plus the CMU windows (train only) in the HumanML3D layout."""
+    from .cmu import cmu_windows
+    from .synthetic import generate_synthetic_set, write_humanml3d_layout
+    from .synthetic.captions import tokens
+
+    clips = generate_synthetic_set(recipe.seed, recipe.synthetic_clips)
+    write_humanml3d_layout(clips, folder, seed=recipe.seed)
+    windows = cmu_windows(cmu_folder, seed=recipe.seed)
+    for window in windows:
+        np.save(folder / "new_joint_vecs" / f"{window.name}.npy", window.features.astype(np.float32))
+        lines = [f"{c}#{tokens(c)}#0.0#0.0" for c in window.captions]
+        (folder / "texts" / f"{window.name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (folder / "train.txt").open("a", encoding="utf-8") as handle:
+        handle.write("".join(f"{w.name}\n" for w in windows))
+    return folder
+
+
+def _latent_scale(model_path: Path, data: Path, clips: int = 256) -> float:
+    """1 / std of the trained VAE's posterior means over training clips (the role of upstream's 0.8457)."""
+    import torch
+
+    from backend.model.loading import load_model
+
+    model = load_model(model_path, device="cpu")
+    names = (data / "train.txt").read_text().split()[:clips]
+    features = [np.load(data / "new_joint_vecs" / f"{n}.npy")[:196] for n in names]
+    with torch.no_grad():
+        batch, lengths = model.pad_features(features)
+        latents = model.encode_latents(batch, lengths)
+    return float(1.0 / latents.std())
+
+
+def _set_latent_scale(model_path: Path, scale: float) -> None:
+    config_path = model_path.with_suffix(".json")
+    config = json.loads(config_path.read_text())
+    config["vae"]["latent_scale"] = round(scale, 6)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def train_demo(out: Path, cmu_folder: Path, recipe: DemoRecipe, install: bool = True) -> Path:
+    """Run the whole recipe; returns the final model path (and copies it over the embedded model)."""
+    from backend.model.loading import EMBEDDED_MODEL
+
+    from .trainer import TrainConfig, Trainer
+
+    started = time.time()
+    data = out / "data"
+    if not (data / "train.txt").is_file():
+        print(f"building demo data in {data}", file=sys.stderr)
+        build_demo_data(data, cmu_folder, recipe)
+    previous: Path | None = None
+    for stage, steps in (("vae", recipe.vae_steps), ("1", recipe.t2m_steps), ("2", recipe.all_tasks_steps)):
+        stage_out = out / f"stage_{stage}"
+        config = TrainConfig(
+            stage=stage,
+            data=data,
+            out=stage_out,
+            preset="demo" if previous is None else None,
+            init=previous,
+            steps=steps,
+            batch_size=recipe.batch_size,
+            seed=recipe.seed,
+            save_every=max(steps // 4, 1),
+            train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
+            resume=(stage_out / "checkpoints" / "LATEST").is_file(),
+        )
+        trainer = Trainer(config)
+        try:
+            trainer.run()
+        finally:
+            trainer.close()
+        previous = stage_out / "model.safetensors"
+        if stage == "vae":
+            scale = _latent_scale(previous, data)
+            _set_latent_scale(previous, scale)
+            print(f"latent scale set to {scale:.4f}", file=sys.stderr)
+        print(f"stage {stage} done after {(time.time() - started) / 60:.1f} min", file=sys.stderr)
+    if install:
+        EMBEDDED_MODEL.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(previous, EMBEDDED_MODEL)
+        shutil.copyfile(previous.with_suffix(".json"), EMBEDDED_MODEL.with_suffix(".json"))
+        print(f"installed {EMBEDDED_MODEL} ({EMBEDDED_MODEL.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    return previous
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    recipe = DemoRecipe(seed=args.seed)
+    train_demo(args.out, args.cmu, recipe, install=not args.no_install)
+    return 0
+
+
+def add_train_demo_command(commands: argparse._SubParsersAction) -> None:
+    """Register `train-demo` on the `motiongpt3` parser."""
+    parser = commands.add_parser("train-demo", help="reproduce the embedded demo model (synthetic + CMU data, CPU)")
+    parser.add_argument("--cmu", type=Path, required=True, help="the CMU reference folder (descriptions.tsv, bvh20/)")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "demo", help="working folder (data, stages)")
+    parser.add_argument("--seed", type=int, default=DemoRecipe.seed)
+    parser.add_argument("--no-install", action="store_true", help="do not copy the result over the embedded model")
+    parser.set_defaults(run=cmd_train_demo)

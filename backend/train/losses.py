@@ -1,0 +1,63 @@
+"""Training losses: the shifted text cross-entropy, the diffusion loss on output holders, the VAE losses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from backend.model.vae import MotionVae
+
+from .data import IGNORE
+
+JOINT_DIMS = slice(4, 67)  # root-relative joint positions (21 × 3) of the 263-dim layout
+
+
+def text_loss(lm: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the text vocabulary (spec §7.2).
+
+    hidden [B, S, D] final states; labels [B, S] from `text_labels`. Position j-1 predicts labels[j]; only
+    positions whose next label is not IGNORE count (motion-branch tokens, EOM and padding are IGNORE), so
+    logits are computed for those rows only. Returns 0 (with a graph) when no position counts.
+    """
+    targets = labels[:, 1:]
+    keep = targets != IGNORE  # [B, S-1]
+    if not bool(keep.any()):
+        return hidden.sum() * 0.0
+    logits = lm.text_logits(hidden[:, :-1][keep]).float()  # [N, text_vocab]
+    return functional.cross_entropy(logits, targets[keep])
+
+
+def diffusion_loss(
+    diffloss: nn.Module,
+    targets: torch.Tensor,
+    condition: torch.Tensor,
+    generator: torch.Generator | None,
+    null_cond: torch.Tensor | None,
+) -> torch.Tensor:
+    """ε-MSE of the diffusion head: targets [M, D] (LM-space latents), condition [M, 4, H] (spec §6.3)."""
+    return diffloss.loss(targets[:, None].float(), condition, generator, null_cond=null_cond)
+
+
+def vae_losses(
+    vae: MotionVae,
+    features: torch.Tensor,
+    lengths: torch.Tensor,
+    generator: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """Reconstruction of normalised features [B, T, 263] through a posterior sample (spec §4.4).
+
+    Returns `recon` (SmoothL1 over valid frames), `joints` (SmoothL1 on dims 4..66, valid frames), `kl`
+    (KL to N(0, I), mean over elements) and `latent_std` (std of μ over the batch, for choosing latent_scale).
+    """
+    mu, logvar = vae.encode_distribution(features, lengths)  # [B, 1, D] each
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu + torch.exp(0.5 * logvar) * noise
+    recon = vae.decode(z, lengths)  # [B, max(lengths), 263]
+    target = features[:, : recon.shape[1]]
+    return {
+        "recon": vae.reconstruction_loss(recon, target, lengths),
+        "joints": vae.reconstruction_loss(recon[..., JOINT_DIMS], target[..., JOINT_DIMS], lengths),
+        "kl": vae.kl_loss(mu, logvar),
+        "latent_std": mu.detach().float().std(),
+    }
