@@ -37,6 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         lr_scale=args.lr_scale,
         train_text=args.train_text,
+        posterior_mean_latents=args.posterior_mean,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -84,6 +85,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
     train.add_argument("--device", default="auto", help="auto, cpu, cuda")
     train.add_argument("--lr-scale", type=float, default=1.0, help="multiply every learning rate")
     train.add_argument("--train-text", action="store_true", help="also train the text branch in stages 1/2")
+    train.add_argument(
+        "--posterior-mean", action="store_true", help="LM stages: VAE posterior means as latents (default: samples)"
+    )
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)

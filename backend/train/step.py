@@ -23,10 +23,12 @@ from .stages import Stage
 
 
 @torch.no_grad()
-def encode_motions(model: MotionGPT3, clips: Sequence[np.ndarray], generator: torch.Generator | None) -> torch.Tensor:
-    """Raw clips -> LM-space latents [N, D]: one posterior sample each (frozen VAE, no gradient), × latent_scale."""
+def encode_motions(
+    model: MotionGPT3, clips: Sequence[np.ndarray], generator: torch.Generator | None, sample: bool = True
+) -> torch.Tensor:
+    """Raw clips -> LM-space latents [N, D]: a posterior sample (or the mean) each, frozen VAE, × latent_scale."""
     features, lengths = model.pad_features(list(clips))
-    return model.to_lm_space(model.encode_latents(features, lengths, sample=True, generator=generator))
+    return model.to_lm_space(model.encode_latents(features, lengths, sample=sample, generator=generator))
 
 
 def lm_losses(
@@ -37,7 +39,7 @@ def lm_losses(
         raise ValueError("LM stages need tokenised samples")
     device = model.device
     inputs, outputs = batch.flat_inputs, batch.flat_outputs
-    latents = encode_motions(model, inputs + outputs, generator) if inputs or outputs else None
+    latents = encode_motions(model, inputs + outputs, generator, stage.posterior_samples) if inputs or outputs else None
     input_latents = latents[: len(inputs)] if inputs else None
     tokens = batch.tokens
     ids = tokens.ids.to(device)

@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class TrainConfig:
     resume: bool = False
     lr_scale: float = 1.0
     train_text: bool = False  # unfreeze the text branch in stages 1/2 (presets without pretrained GPT-2)
+    posterior_mean_latents: bool = False  # LM stages: VAE posterior means instead of samples as latents
     split: str = "train"
     progress: bool = True
 
@@ -322,7 +323,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.stage = get_stage(cfg.stage)
+        self.stage = replace(get_stage(cfg.stage), posterior_samples=not cfg.posterior_mean_latents)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
