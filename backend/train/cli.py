@@ -38,6 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr_scale=args.lr_scale,
         train_text=args.train_text,
         posterior_mean_latents=args.posterior_mean,
+        kl_weight=args.kl_weight,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -88,6 +89,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
     train.add_argument(
         "--posterior-mean", action="store_true", help="LM stages: VAE posterior means as latents (default: samples)"
     )
+    train.add_argument("--kl-weight", type=float, default=None, help="VAE stage: KL weight (default 1e-4)")
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)

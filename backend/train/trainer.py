@@ -96,6 +96,7 @@ class TrainConfig:
     lr_scale: float = 1.0
     train_text: bool = False  # unfreeze the text branch in stages 1/2 (presets without pretrained GPT-2)
     posterior_mean_latents: bool = False  # LM stages: VAE posterior means instead of samples as latents
+    kl_weight: float | None = None  # VAE stage: override the stage's KL weight
     split: str = "train"
     progress: bool = True
 
@@ -324,6 +325,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.stage = replace(get_stage(cfg.stage), posterior_samples=not cfg.posterior_mean_latents)
+        if cfg.kl_weight is not None:
+            self.stage = replace(self.stage, kl_weight=cfg.kl_weight)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
