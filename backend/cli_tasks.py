@@ -31,6 +31,17 @@ def _control():
     return TaskControl(progress=progress)
 
 
+def _generation_options_of(args: argparse.Namespace) -> dict:
+    """The sampling options every generating task takes, from the shared command-line flags."""
+    return {
+        "seed": args.seed,
+        "candidates": args.candidates,
+        "guidance": args.guidance,
+        "steps": args.steps,
+        "control": _control(),
+    }
+
+
 def _output_stems(output: Path, count: int) -> list[Path]:
     stem = output.with_suffix("") if output.suffix.lower() in (".npy", ".bvh") else output
     return [stem] if count == 1 else [stem.with_name(f"{stem.name}_{k + 1}") for k in range(count)]
@@ -48,16 +59,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     frames = round(args.seconds * 20) if args.seconds is not None else args.frames
     model = _model(args)
-    (motions,) = text_to_motion(
-        model,
-        [args.text],
-        frames,
-        seed=args.seed,
-        candidates=args.candidates,
-        guidance=args.guidance,
-        steps=args.steps,
-        control=_control(),
-    )
+    (motions,) = text_to_motion(model, [args.text], frames, **_generation_options_of(args))
     _write_all(args.output, motions, args.fps)
 
 
@@ -67,16 +69,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     features = read_motion_file(args.input, args.map)
     model = _model(args)
-    motions = predict(
-        model,
-        features,
-        args.frames,
-        seed=args.seed,
-        candidates=args.candidates,
-        guidance=args.guidance,
-        steps=args.steps,
-        control=_control(),
-    )
+    motions = predict(model, features, args.frames, **_generation_options_of(args))
     _write_all(args.output, motions, args.fps)
 
 
@@ -109,16 +102,7 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
     else:
         known = parse_frame_spec(args.known, len(features))
     model = _model(args)
-    motions = inbetween(
-        model,
-        features,
-        known,
-        seed=args.seed,
-        candidates=args.candidates,
-        guidance=args.guidance,
-        steps=args.steps,
-        control=_control(),
-    )
+    motions = inbetween(model, features, known, **_generation_options_of(args))
     print(f"kept {int(known.sum())} known frames of {len(features)}")
     _write_all(args.output, motions, args.fps)
 
