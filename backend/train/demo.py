@@ -36,9 +36,9 @@ class DemoRecipe:
     # VAE (5x the stage lr and a 100x smaller KL weight than MLD's, so that a short run still makes latents that
     # carry the clip); text -> motion only; all four tasks on the plain prompts.
     stages: tuple[DemoStage, ...] = (
-        DemoStage("vae", 600, "stage_vae2", lr_scale=5.0, kl_weight=1e-6),
-        DemoStage("1", 1500, "stage_1m"),
-        DemoStage("2", 1200, "stage_2m"),
+        DemoStage("vae", 2400, "stage_vae", lr_scale=5.0, kl_weight=1e-6),
+        DemoStage("1", 1500, "stage_1"),
+        DemoStage("2", 1000, "stage_2"),
     )
     batch_size: int = 32
 
