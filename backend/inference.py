@@ -26,6 +26,7 @@ from backend.model.tokenizer import (
     motion_output_sequence,
     tokenize_batch,
 )
+from shared.motion.humanml3d import MotionShapeError, check_features
 
 __all__ = [
     "GenerationCancelled",
@@ -94,14 +95,14 @@ def _check_frames(model: MotionGPT3, frames: int, name: str = "frames") -> int:
 
 
 def _check_clip(features: np.ndarray, name: str, min_frames: int = 1) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or features.shape[1] != 263:
-        raise TaskError(f"{name}: expected shape (T, 263), got {features.shape}")
-    if len(features) < min_frames:
-        raise TaskError(f"{name}: needs at least {min_frames} frames, got {len(features)}")
-    if not np.all(np.isfinite(features)):
-        raise TaskError(f"{name}: contains NaN or infinite values")
-    return features
+    """Raw (T, 263) finite features as float32 (shared validation), with at least `min_frames` frames."""
+    try:
+        checked = check_features(features, name)
+    except MotionShapeError as error:
+        raise TaskError(str(error)) from None
+    if len(checked) < min_frames:
+        raise TaskError(f"{name}: needs at least {min_frames} frames, got {len(checked)}")
+    return checked.astype(np.float32)
 
 
 def _generate(

@@ -167,7 +167,7 @@ def test_inbetween_rejects_bad_masks(model, clip):
 def test_bad_inputs_are_task_errors(model):
     with pytest.raises(TaskError, match="non-empty"):
         text_to_motion(model, [" "], frames=20)
-    with pytest.raises(TaskError, match=r"\(T, 263\)"):
+    with pytest.raises(TaskError, match=r"\(N, 263\)"):
         motion_to_text(model, [np.zeros((10, 200))])
     bad = np.zeros((10, 263))
     bad[2, 2] = np.nan
