@@ -4,16 +4,21 @@
 python3.11 build.py test    # create .venv, install everything (torch CPU-only without a GPU), ruff + pytest
 python3.11 build.py demo    # create .venv, install the runtime, run the main job on a bundled clip
 python3.11 build.py setup [--test]
+python3.11 build.py addon   # the Blender add-on zip (extension + legacy add-on in one file) -> dist/
+python3.11 build.py bench-addon  # add-on benchmarks in real Blender (key writing, read-back, timer ticks)
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -21,6 +26,15 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 OUT = ROOT / "out"
 DEMO_CLIP = ROOT / "backend" / "assets" / "samples" / "cmu_131_01_walk.bvh"
+
+# The Blender add-on package: id (a Python identifier), the pyzmq wheels it bundles for every platform Blender
+# ships on and for both of Blender's Pythons (3.11: Blender 4.2-5.0; 3.13: Blender 5.1+).
+ADDON_ID = "motiongpt3_addon"
+PYZMQ = "27.3.0"
+WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "win_amd64", "macosx_11_0_arm64")
+WHEEL_PYTHONS = ("3.11", "3.13")
+DIST = ROOT / "dist"
+WHEEL_CACHE = ROOT / "build" / "wheels"
 
 
 def run(*command: str | Path) -> None:
@@ -74,6 +88,94 @@ def demo() -> None:
     run(motiongpt3, "decode", OUT / "walk_features.npy", "-o", OUT / "walk.bvh", "--fps", "30")
 
 
+def project_version() -> str:
+    """The one version of the project (pyproject.toml); the add-on's bl_info and manifest are stamped from it."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def pyzmq_wheels() -> list[Path]:
+    """pyzmq wheels for every platform x Blender Python, downloaded once into build/wheels (PyPI)."""
+    wheels: list[Path] = []
+    for python in WHEEL_PYTHONS:
+        for platform_tag in WHEEL_PLATFORMS:
+            target = WHEEL_CACHE / f"pyzmq-{PYZMQ}-{python}-{platform_tag}"
+            found = sorted(target.glob("pyzmq-*.whl"))
+            if not found:
+                run(
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--only-binary=:all:",
+                    "--no-deps",
+                    "--python-version",
+                    python,
+                    "--platform",
+                    platform_tag,
+                    "-d",
+                    target,
+                    f"pyzmq=={PYZMQ}",
+                )
+                found = sorted(target.glob("pyzmq-*.whl"))
+            wheels += found
+    return wheels
+
+
+def manifest(version: str, wheels: list[Path]) -> str:
+    """blender_manifest.toml (BLENDER_NOTES.md section 1.2)."""
+    wheel_lines = "".join(f'  "./wheels/{w.name}",\n' for w in wheels)
+    return f"""schema_version = "1.0.0"
+id = "{ADDON_ID}"
+version = "{version}"
+name = "MotionGPT3"
+tagline = "Generate, caption, predict and in-between motion with a local MotionGPT3 backend"
+maintainer = "MotionGPT3 for Blender contributors"
+type = "add-on"
+blender_version_min = "4.2.0"
+license = ["SPDX:MIT"]
+platforms = ["linux-x64", "linux-arm64", "windows-x64", "macos-arm64", "macos-x64"]
+wheels = [
+{wheel_lines}]
+
+[permissions]
+network = "Talk to the MotionGPT3 backend over ZeroMQ (loopback by default)"
+
+[build]
+paths_exclude_pattern = ["__pycache__/", "/.git/", "/*.zip", "/_vendor/"]
+"""
+
+
+def build_addon() -> Path:
+    """dist/motiongpt3_addon-<version>.zip: one top-level folder that installs as an extension and a legacy add-on.
+
+    blender_addon/*.py + shared/ vendored inside the package (no top-level `shared` module reaches Blender) + the
+    pyzmq wheels; the version comes from pyproject.toml.
+    """
+    version = project_version()
+    wheels = pyzmq_wheels()
+    DIST.mkdir(exist_ok=True)
+    out = DIST / f"{ADDON_ID}-{version}.zip"
+    init = (ROOT / "blender_addon" / "__init__.py").read_text()
+    numbers = ", ".join(version.split("."))
+    init, stamped = re.subn(r'"version": \([0-9, ]+\)', f'"version": ({numbers})', init)
+    if stamped != 1:
+        sys.exit("build.py: bl_info version not found in blender_addon/__init__.py")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{ADDON_ID}/__init__.py", init)
+        archive.writestr(f"{ADDON_ID}/blender_manifest.toml", manifest(version, wheels))
+        for path in sorted((ROOT / "blender_addon").glob("*.py")):
+            if path.name != "__init__.py":
+                archive.write(path, f"{ADDON_ID}/{path.name}")
+        for path in sorted((ROOT / "shared").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".npy", ".json"):
+                archive.write(path, f"{ADDON_ID}/{path.relative_to(ROOT).as_posix()}")
+        for wheel in wheels:
+            archive.write(wheel, f"{ADDON_ID}/wheels/{wheel.name}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, version {version}, {len(wheels)} pyzmq wheels)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tasks = parser.add_subparsers(dest="task", required=True)
@@ -82,12 +184,19 @@ def main() -> None:
     test_parser = tasks.add_parser("test", help="set up, then ruff + pytest")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     tasks.add_parser("demo", help="set up, then run the main job")
+    tasks.add_parser("addon", help="build the Blender add-on zip into dist/")
+    tasks.add_parser("bench-addon", help="set up, then run the add-on benchmarks in real Blender")
     args = parser.parse_args()
     try:
         if args.task == "setup":
             setup(with_tests=args.test)
         elif args.task == "test":
             test(args.pytest_args)
+        elif args.task == "addon":
+            build_addon()
+        elif args.task == "bench-addon":
+            setup(with_tests=True)
+            run(PYTHON, ROOT / "tests" / "bench_blender_addon.py")
         else:
             demo()
     except subprocess.CalledProcessError as error:

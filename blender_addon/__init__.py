@@ -1,1 +1,34 @@
-"""MotionGPT3 for Blender add-on (N-panel, operators, retargeting): not built yet; see the issues."""
+"""MotionGPT3 for Blender: text-to-motion, captioning, prediction and in-betweening on an SMPL-22 armature."""
+
+from __future__ import annotations
+
+# Legacy add-on metadata (Blender reads it without importing the module: keep it a literal). build.py writes the
+# version from pyproject.toml into this dict and into blender_manifest.toml; the values here are for source trees.
+bl_info = {
+    "name": "MotionGPT3",
+    "author": "MotionGPT3 for Blender contributors",
+    "version": (0, 1, 0),
+    "blender": (4, 2, 0),
+    "location": "3D Viewport > Sidebar > Motion",
+    "description": "Generate, caption, predict and in-between motion with a local MotionGPT3 backend",
+    "category": "Animation",
+}
+
+
+def register() -> None:
+    from . import vendor
+
+    vendor.ensure_zmq()  # before anything imports zmq (legacy installs unpack the bundled wheel)
+    from . import operators, panel, properties
+
+    properties.register()
+    operators.register()
+    panel.register()
+
+
+def unregister() -> None:
+    from . import operators, panel, properties
+
+    panel.unregister()
+    operators.unregister()
+    properties.unregister()

@@ -1,0 +1,453 @@
+"""Operators of the Motion panel: send requests (never waiting), apply results as one undo step, cancel, connect."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import bpy
+import numpy as np
+from bpy.props import StringProperty
+
+from . import armature, readback, results, rig_math
+from ._shared import client_module, encode_joints, resample
+from .action_io import action_bone_names, assign_action
+from .jobs import Controller, Job
+from .local_backend import LOCAL_BACKEND
+from .properties import preferences
+
+MAX_FRAMES_20FPS = 196
+
+
+def _read_key(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(bpy.path.abspath(path), "rb") as handle:
+        return handle.read()
+
+
+def make_client() -> Any:
+    """A MotionClient for the address and keys in the preferences."""
+    prefs = preferences()
+    address = prefs.address if prefs else "tcp://127.0.0.1:5555"
+    kwargs: dict[str, Any] = {}
+    if prefs is not None and prefs.server_key_file:
+        kwargs["server_public_key"] = _read_key(prefs.server_key_file)
+        kwargs["client_secret_key_file"] = bpy.path.abspath(prefs.client_key_file) or None
+    return client_module().MotionClient(address, **kwargs)
+
+
+def apply_result(request_id: str) -> None:
+    """Hand a result to the undo-registered operator (one undo step per result)."""
+    bpy.ops.motion.apply_result(request_id=request_id)
+
+
+CONTROLLER = Controller(make_client, apply_result)
+
+
+def timer_tick() -> float | None:
+    """The `bpy.app.timers` function: polls the client; a few tenths of a millisecond when nothing arrives."""
+    interval = CONTROLLER.tick()
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else ():
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+    return interval
+
+
+def ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(timer_tick):
+        bpy.app.timers.register(timer_tick, first_interval=0.0, persistent=True)
+
+
+def stop_timer() -> None:
+    if bpy.app.timers.is_registered(timer_tick):
+        bpy.app.timers.unregister(timer_tick)
+
+
+def _settings(context: bpy.types.Context) -> Any:
+    return context.scene.motiongpt3
+
+
+def _seed(settings: Any) -> int:
+    if settings.random_seed:
+        settings.seed = random.randrange(2**31)
+    return int(settings.seed)
+
+
+def _submit(
+    op: bpy.types.Operator, kind: str, fields: dict, arrays: dict | None, target: str, params: dict, batch=None
+) -> Job | None:
+    if LOCAL_BACKEND.running is False and (prefs := preferences()) is not None and prefs.start_local:
+        LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+    try:
+        job = CONTROLLER.submit(kind, fields, arrays, target, params, batch)
+    except Exception as error:  # zmq missing, bad key file, invalid fields
+        op.report({"ERROR"}, f"could not send the request: {error}")
+        return None
+    ensure_timer()
+    return job
+
+
+def _read_range(context: bpy.types.Context, settings: Any) -> tuple[int, int]:
+    if settings.use_scene_range:
+        return context.scene.frame_start, context.scene.frame_end
+    return settings.read_start, settings.read_end
+
+
+def _sample_20fps(context: bpy.types.Context, obj: bpy.types.Object, first: int, last: int, unit: float):
+    """(features (K-1, 263), armature-space joints at 20 fps (K, 22, 3), fps) of frames [first, last]."""
+    sampled = readback.sample_joints(obj, first, last, unit)
+    features = encode_joints(sampled.world, sampled.fps)
+    context_joints = resample.resample_linear(sampled.armature, sampled.fps, rig_math.SMPL_FPS)
+    return features, context_joints, sampled.fps
+
+
+class MOTION_OT_create_armature(bpy.types.Operator):
+    """Add an armature with the HumanML3D rest skeleton (SMPL-22 names, parents and rolls)"""
+
+    bl_idname = "motion.create_armature"
+    bl_label = "Create SMPL-22 Armature"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        armature.create_smpl_armature(context)
+        return {"FINISHED"}
+
+
+class MOTION_OT_generate(bpy.types.Operator):
+    """Generate motion from the prompt onto the active SMPL-22 armature (as new Actions)"""
+
+    bl_idname = "motion.generate"
+    bl_label = "Generate"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = _settings(context)
+        obj = context.active_object
+        if not armature.is_smpl_armature(obj):
+            if not s.create_armature:
+                self.report({"ERROR"}, "select an SMPL-22 armature (or enable Create SMPL-22 Armature)")
+                return {"CANCELLED"}
+            obj = armature.create_smpl_armature(context)
+        fps = readback.scene_fps(context.scene)
+        frames = round(s.seconds * fps) if s.length_unit == "SECONDS" else s.frames
+        frames20 = rig_math.requested_frames_20fps(frames, fps)
+        if frames20 > MAX_FRAMES_20FPS or frames < 2:
+            self.report(
+                {"ERROR"}, f"{frames} frames at {fps:g} fps: the model makes 2 to 196 frames at 20 fps (9.75 s)"
+            )
+            return {"CANCELLED"}
+        seed = _seed(s)
+        fields: dict[str, Any] = {"text": s.prompt, "frames": frames20, "seed": seed, "candidates": s.candidates}
+        if s.guidance > 0:
+            fields["guidance"] = s.guidance
+        start = context.scene.frame_current if s.use_current_frame else s.start_frame
+        params = {"prompt": s.prompt, "seed": seed, "fps": fps, "frames": frames, "start_frame": start}
+        params["root_motion"] = s.root_motion
+        return {"FINISHED"} if _submit(self, "generate", fields, None, obj.name, params) else {"CANCELLED"}
+
+
+class MOTION_OT_caption(bpy.types.Operator):
+    """Describe the selected armature's motion over the frame range"""
+
+    bl_idname = "motion.caption"
+    bl_label = "Caption"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = _settings(context)
+        obj = context.active_object
+        first, last = _read_range(context, s)
+        try:
+            features, _, _ = _sample_20fps(context, obj, first, last, s.unit_scale)
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        action = obj.animation_data.action if obj.animation_data else None
+        params = {"action": action.name if action else "", "first": first, "last": last}
+        job = _submit(self, "caption", {}, {"features": features.astype(np.float32)}, obj.name, params)
+        return {"FINISHED"} if job else {"CANCELLED"}
+
+
+class MOTION_OT_caption_all(bpy.types.Operator):
+    """Caption every Action of the selected armature in one batch"""
+
+    bl_idname = "motion.caption_all"
+    bl_label = "Caption All Actions"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = _settings(context)
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            self.report({"ERROR"}, "select an armature")
+            return {"CANCELLED"}
+        bones = {b.name for b in obj.data.bones}
+        actions = [a for a in bpy.data.actions if action_bone_names(a) & bones]
+        anim = obj.animation_data or obj.animation_data_create()
+        original = (anim.action, getattr(anim, "action_slot", None))
+        batch = f"all-{random.randrange(2**31)}"
+        sent = 0
+        try:
+            for action in actions:
+                assign_action(obj, action)
+                first, last = (round(f) for f in action.frame_range)
+                try:
+                    features, _, _ = _sample_20fps(context, obj, first, last, s.unit_scale)
+                except ValueError as error:
+                    self.report({"WARNING"}, f"{action.name}: {error}")
+                    continue
+                arrays = {"features": features.astype(np.float32)}
+                if _submit(self, "caption", {}, arrays, obj.name, {"action": action.name}, batch) is None:
+                    break
+                sent += 1
+        finally:
+            anim.action = original[0]
+            if original[1] is not None:
+                anim.action_slot = original[1]
+        self.report({"INFO"}, f"captioning {sent} Actions")
+        return {"FINISHED"} if sent else {"CANCELLED"}
+
+
+def _context_request(op: bpy.types.Operator, context: bpy.types.Context, first: int, last: int):
+    """Shared part of predict / in-between: (obj, features, armature joints at 20 fps, fps) or None."""
+    s = _settings(context)
+    obj = context.active_object
+    if not armature.is_smpl_armature(obj):
+        op.report({"ERROR"}, "select an SMPL-22 armature (results are written onto it)")
+        return None
+    try:
+        features, joints, fps = _sample_20fps(context, obj, first, last, s.unit_scale)
+    except ValueError as error:
+        op.report({"ERROR"}, str(error))
+        return None
+    return obj, features, joints, fps
+
+
+def _source_params(obj: bpy.types.Object) -> dict[str, Any]:
+    anim = obj.animation_data
+    action = anim.action if anim else None
+    slot = getattr(anim, "action_slot", None) if anim else None
+    return {"source_action": action.name if action else "", "source_slot": slot.identifier if slot else None}
+
+
+class MOTION_OT_predict(bpy.types.Operator):
+    """Continue the selected armature's motion after the frame range (as new Actions)"""
+
+    bl_idname = "motion.predict"
+    bl_label = "Predict"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = _settings(context)
+        first, last = _read_range(context, s)
+        request = _context_request(self, context, first, last)
+        if request is None:
+            return {"CANCELLED"}
+        obj, features, joints, fps = request
+        frames20 = rig_math.requested_frames_20fps(s.predict_frames + 1, fps)
+        if len(features) + frames20 > MAX_FRAMES_20FPS:
+            self.report({"ERROR"}, "context plus prediction is longer than 196 frames at 20 fps (9.8 s)")
+            return {"CANCELLED"}
+        seed = _seed(s)
+        known = np.ones(len(features), dtype=bool)
+        params = {
+            "prompt": "predict",
+            "seed": seed,
+            "fps": fps,
+            "first_frame": first,
+            "span": (last + 1, last + s.predict_frames),
+        }
+        params |= {"context_joints": joints, "known": known, **_source_params(obj)}
+        fields = {"frames": frames20, "seed": seed, "candidates": s.candidates}
+        job = _submit(self, "predict", fields, {"features": features.astype(np.float32)}, obj.name, params)
+        return {"FINISHED"} if job else {"CANCELLED"}
+
+
+class MOTION_OT_inbetween(bpy.types.Operator):
+    """Fill frames Fill From..Fill To of the selected armature's motion from the frames around them"""
+
+    bl_idname = "motion.inbetween"
+    bl_label = "In-between"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = _settings(context)
+        first, last = _read_range(context, s)
+        if not first < s.gap_start <= s.gap_end < last:
+            self.report({"ERROR"}, f"the filled frames {s.gap_start}-{s.gap_end} must lie inside {first}-{last}")
+            return {"CANCELLED"}
+        request = _context_request(self, context, first, last)
+        if request is None:
+            return {"CANCELLED"}
+        obj, features, joints, fps = request
+        scene_frame = first + np.arange(len(features)) * fps / rig_math.SMPL_FPS
+        known = (scene_frame < s.gap_start) | (scene_frame > s.gap_end)
+        seed = _seed(s)
+        params = {
+            "prompt": "inbetween",
+            "seed": seed,
+            "fps": fps,
+            "first_frame": first,
+            "span": (s.gap_start, s.gap_end),
+        }
+        params |= {"context_joints": joints, "known": known, **_source_params(obj)}
+        arrays = {"features": features.astype(np.float32), "known": known.astype(np.uint8)}
+        job = _submit(self, "inbetween", {"seed": seed, "candidates": s.candidates}, arrays, obj.name, params)
+        return {"FINISHED"} if job else {"CANCELLED"}
+
+
+class MOTION_OT_apply_result(bpy.types.Operator):
+    """Write a finished request into the scene (one undo step)"""
+
+    bl_idname = "motion.apply_result"
+    bl_label = "Apply Motion Result"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    request_id: StringProperty()
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job = CONTROLLER.jobs.get(self.request_id)
+        if job is None or job.status != "result":
+            return {"CANCELLED"}
+        try:
+            if job.kind == "generate":
+                written = results.write_generated(job)
+                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
+            elif job.kind in ("predict", "inbetween"):
+                written = results.write_spliced(job)
+                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
+            else:
+                CONTROLLER.last_caption = results.store_caption(job)
+                context.scene.motiongpt3.last_caption = CONTROLLER.last_caption
+                job.message = "captioned"
+        except Exception as error:
+            job.status, job.message = "error", f"could not write the result: {error}"
+            CONTROLLER.last_error = job.message
+            self.report({"ERROR"}, job.message)
+            return {"CANCELLED"}
+        job.status, job.arrays = "done", {}
+        return {"FINISHED"}
+
+
+class MOTION_OT_cancel(bpy.types.Operator):
+    """Cancel the requests in flight (nothing is written)"""
+
+    bl_idname = "motion.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        CONTROLLER.cancel_all()
+        return {"FINISHED"}
+
+
+class MOTION_OT_connect(bpy.types.Operator):
+    """Connect (again) to the backend at the address in the preferences"""
+
+    bl_idname = "motion.connect"
+    bl_label = "Connect"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        CONTROLLER.close()
+        try:
+            CONTROLLER.ensure_client()
+        except Exception as error:
+            self.report({"ERROR"}, f"could not connect: {error}")
+            return {"CANCELLED"}
+        ensure_timer()
+        return {"FINISHED"}
+
+
+class MOTION_OT_use_candidate(bpy.types.Operator):
+    """Assign this candidate Action to the armature"""
+
+    bl_idname = "motion.use_candidate"
+    bl_label = "Use Candidate"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    action: StringProperty()
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj, action = context.active_object, bpy.data.actions.get(self.action)
+        if obj is None or action is None:
+            return {"CANCELLED"}
+        assign_action(obj, action)
+        return {"FINISHED"}
+
+
+class MOTION_OT_copy_caption(bpy.types.Operator):
+    """Copy the last caption to the clipboard"""
+
+    bl_idname = "motion.copy_caption"
+    bl_label = "Copy Caption"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.window_manager.clipboard = context.scene.motiongpt3.last_caption
+        return {"FINISHED"}
+
+
+class MOTION_OT_start_backend(bpy.types.Operator):
+    """Start (or restart) the local backend with the command in the preferences"""
+
+    bl_idname = "motion.start_backend"
+    bl_label = "Start Local Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        prefs = preferences(context)
+        if prefs is None:
+            return {"CANCELLED"}
+        LOCAL_BACKEND.stop()
+        try:
+            LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+        except OSError as error:
+            self.report({"ERROR"}, f"could not start the backend: {error}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class MOTION_OT_stop_backend(bpy.types.Operator):
+    """Stop the local backend"""
+
+    bl_idname = "motion.stop_backend"
+    bl_label = "Stop Local Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        LOCAL_BACKEND.stop()
+        return {"FINISHED"}
+
+
+CLASSES = (
+    MOTION_OT_create_armature,
+    MOTION_OT_generate,
+    MOTION_OT_caption,
+    MOTION_OT_caption_all,
+    MOTION_OT_predict,
+    MOTION_OT_inbetween,
+    MOTION_OT_apply_result,
+    MOTION_OT_cancel,
+    MOTION_OT_connect,
+    MOTION_OT_use_candidate,
+    MOTION_OT_copy_caption,
+    MOTION_OT_start_backend,
+    MOTION_OT_stop_backend,
+)
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args: Any) -> None:
+    """Closing the file: results of jobs in flight must not land in the next file."""
+    CONTROLLER.cancel_all()
+    CONTROLLER.forget_finished()
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.app.handlers.load_pre.append(_on_load_pre)
+
+
+def unregister() -> None:
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    stop_timer()
+    CONTROLLER.close()
+    LOCAL_BACKEND.stop()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

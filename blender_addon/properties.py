@@ -1,0 +1,110 @@
+"""Scene settings of the Motion panel and the add-on preferences (backend address, keys, local backend)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from .local_backend import LOCAL_BACKEND
+
+
+class MotionSettings(bpy.types.PropertyGroup):
+    """Per-scene request settings (`scene.motiongpt3`)."""
+
+    prompt: StringProperty(name="Prompt", description="What the person does", default="a person walks forward")
+    length_unit: EnumProperty(
+        name="Length",
+        items=[("SECONDS", "Seconds", "Length in seconds"), ("FRAMES", "Frames", "Length in scene frames")],
+        default="SECONDS",
+    )
+    seconds: FloatProperty(
+        name="Seconds", default=4.0, min=0.2, max=9.75, description="Up to 9.75 s (196 frames at 20 fps)"
+    )
+    frames: IntProperty(name="Frames", default=96, min=2, max=2000, description="Length in frames at the scene rate")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    random_seed: BoolProperty(name="Random", default=False, description="Draw a new seed for every request")
+    candidates: IntProperty(name="Candidates", default=1, min=1, max=8, description="Motions per request")
+    guidance: FloatProperty(name="Guidance", default=0.0, min=0.0, max=20.0, description="0 = the model's default")
+    use_current_frame: BoolProperty(name="At Current Frame", default=True, description="Start at the current frame")
+    start_frame: IntProperty(name="Start Frame", default=1)
+    root_motion: BoolProperty(name="Root Motion", default=True, description="Off: the pelvis stays over its start")
+    create_armature: BoolProperty(
+        name="Create SMPL-22 Armature",
+        default=True,
+        description="Generate onto a new SMPL-22 armature when none is active",
+    )
+    use_scene_range: BoolProperty(name="Scene Range", default=True, description="Read the scene's frame range")
+    read_start: IntProperty(name="From", default=1)
+    read_end: IntProperty(name="To", default=100)
+    predict_frames: IntProperty(name="Predict Frames", default=48, min=2, max=2000)
+    gap_start: IntProperty(name="Fill From", default=40, description="First frame the model fills in")
+    gap_end: IntProperty(name="Fill To", default=60, description="Last frame the model fills in")
+    unit_scale: FloatProperty(
+        name="Metres per Unit", default=0.0, min=0.0, description="0 = from the rig's bone map (1 for SMPL-22 rigs)"
+    )
+    last_caption: StringProperty(name="Caption", default="")
+
+
+class MotionPreferences(bpy.types.AddonPreferences):
+    """Where the backend is and how to start a local one."""
+
+    bl_idname = __package__
+
+    address: StringProperty(name="Backend Address", default="tcp://127.0.0.1:5555")
+    server_key_file: StringProperty(
+        name="Server Public Key", subtype="FILE_PATH", description="CURVE public key of a remote backend (empty: none)"
+    )
+    client_key_file: StringProperty(
+        name="Client Secret Key", subtype="FILE_PATH", description="This client's CURVE secret key file"
+    )
+    start_local: BoolProperty(name="Start a Local Backend", default=False)
+    command: StringProperty(
+        name="Command",
+        default="motiongpt3",
+        description="The backend command, e.g. motiongpt3 or /path/to/env/bin/python -m backend.cli",
+    )
+    checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH", description="Empty: the embedded demo model")
+    device: EnumProperty(
+        name="Device",
+        items=[(d, d.upper() if d != "auto" else "Auto", "") for d in ("auto", "cpu", "cuda", "mps")],
+        default="auto",
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "address")
+        layout.prop(self, "server_key_file")
+        layout.prop(self, "client_key_file")
+        box = layout.box()
+        box.prop(self, "start_local")
+        col = box.column()
+        col.enabled = self.start_local
+        col.prop(self, "command")
+        col.prop(self, "checkpoint")
+        col.prop(self, "device")
+        row = col.row()
+        row.operator("motion.start_backend", text="Restart" if LOCAL_BACKEND.running else "Start")
+        row.operator("motion.stop_backend", text="Stop")
+        for line in LOCAL_BACKEND.log_tail():
+            col.label(text=line)
+
+
+def preferences(context: bpy.types.Context | None = None) -> MotionPreferences | None:
+    """This add-on's preferences (legacy and extension installs use different module names: `__package__`)."""
+    addon = (context or bpy.context).preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
+CLASSES = (MotionSettings, MotionPreferences)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.motiongpt3 = bpy.props.PointerProperty(type=MotionSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.motiongpt3
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
