@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ._shared import BoneMap, axes, joints_from_bones, rig_bone_map
+from ._shared import BoneMap, axes, joints_from_bones, resample, rig_bone_map
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class SampledMotion:
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
-    """Frames per second of the scene (`fps / fps_base`, e.g. 30000/1001)."""
-    return scene.render.fps / scene.render.fps_base
+    """Frames per second of the scene, `fps / fps_base` snapped to the intended rate (the BVH importer sets
+    120.00048 for a 0.0083333 s frame time, the same rounding `read_bvh` snaps away; 30000/1001 stays)."""
+    return resample.nominal_fps(scene.render.fps / scene.render.fps_base)
 
 
 def _deformed_meshes(obj: bpy.types.Object) -> list[bpy.types.Object]:
