@@ -72,11 +72,33 @@ def setup(with_tests: bool) -> None:
     stamp.write_text(digest)
 
 
+# The second Blender the add-on is tested on: 4.5 LTS (the main environment has bpy 5.0, the newest on PyPI).
+BLENDER2_VENV = ROOT / ".venv-bpy45"
+BLENDER2_PYTHON = BLENDER2_VENV / "bin" / "python"
+BLENDER2_PACKAGES = ("bpy==4.5.15", "numpy>=1.26,<2.0", "pyzmq==27.3.0", "pytest>=8", "scipy>=1.11")
+BLENDER_TESTS = ("tests/test_blender_addon.py", "tests/test_blender_bvh.py")
+
+
+def setup_second_blender() -> None:
+    """.venv-bpy45: bpy 4.5 LTS + numpy + pyzmq + pytest, for the Blender tests (no torch)."""
+    stamp = BLENDER2_VENV / ".installed"
+    digest = hashlib.sha256(" ".join(BLENDER2_PACKAGES).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and BLENDER2_PYTHON.exists():
+        return
+    if not BLENDER2_PYTHON.exists():
+        venv.create(BLENDER2_VENV, with_pip=True)
+    run(BLENDER2_PYTHON, "-m", "pip", "install", "--quiet", *BLENDER2_PACKAGES)
+    stamp.write_text(digest)
+
+
 def test(pytest_args: list[str]) -> None:
-    """Lint and run the whole test suite (real bpy included)."""
+    """Lint and run the whole test suite (real bpy 5.0 included), then the Blender tests again on bpy 4.5."""
     setup(with_tests=True)
+    setup_second_blender()
     run(PYTHON, "-m", "ruff", "check", ".")
     run(PYTHON, "-m", "pytest", *pytest_args)
+    if not pytest_args:
+        run(BLENDER2_PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *BLENDER_TESTS)
 
 
 def demo() -> None:
@@ -168,7 +190,7 @@ def build_addon() -> Path:
             if path.name != "__init__.py":
                 archive.write(path, f"{ADDON_ID}/{path.name}")
         for path in sorted((ROOT / "shared").rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".npy", ".json"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 archive.write(path, f"{ADDON_ID}/{path.relative_to(ROOT).as_posix()}")
         for wheel in wheels:
             archive.write(wheel, f"{ADDON_ID}/wheels/{wheel.name}")
