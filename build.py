@@ -168,6 +168,20 @@ paths_exclude_pattern = ["__pycache__/", "/.git/", "/*.zip", "/_vendor/"]
 """
 
 
+def vendored_source(path: Path) -> str:
+    """A shared/ module's text with `from shared.x import y` made relative (`from .x import y`, `from ..x ...`), so
+    the copy inside the add-on package imports its siblings, never a top-level `shared`."""
+    text = path.read_text(encoding="utf-8")
+    level = len(path.relative_to(ROOT / "shared").parts) - 1  # 0 for shared/client.py, 1 for shared/motion/x.py
+    text = re.sub(r"^(\s*)from shared\.", lambda m: f"{m.group(1)}from {'.' * (level + 1)}", text, flags=re.M)
+    text = re.sub(
+        r"^(\s*)from shared import", lambda m: f"{m.group(1)}from {'.' * (level + 1)} import", text, flags=re.M
+    )
+    if re.search(r"^\s*import shared\b", text, flags=re.M):
+        sys.exit(f"build.py: {path}: use `from shared.x import y` (or relative imports), not `import shared...`")
+    return text
+
+
 def build_addon() -> Path:
     """dist/motiongpt3_addon-<version>.zip: one top-level folder that installs as an extension and a legacy add-on.
 
@@ -190,8 +204,13 @@ def build_addon() -> Path:
             if path.name != "__init__.py":
                 archive.write(path, f"{ADDON_ID}/{path.name}")
         for path in sorted((ROOT / "shared").rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                archive.write(path, f"{ADDON_ID}/{path.relative_to(ROOT).as_posix()}")
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            name = f"{ADDON_ID}/{path.relative_to(ROOT).as_posix()}"
+            if path.suffix == ".py":
+                archive.writestr(name, vendored_source(path))
+            else:
+                archive.write(path, name)
         for wheel in wheels:
             archive.write(wheel, f"{ADDON_ID}/wheels/{wheel.name}")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, version {version}, {len(wheels)} pyzmq wheels)")

@@ -19,22 +19,16 @@ from .properties import preferences
 MAX_FRAMES_20FPS = 196
 
 
-def _read_key(path: str) -> bytes | None:
-    if not path:
-        return None
-    with open(bpy.path.abspath(path), "rb") as handle:
-        return handle.read()
-
-
 def make_client() -> Any:
     """A MotionClient for the address and keys in the preferences."""
     prefs = preferences()
     address = prefs.address if prefs else "tcp://127.0.0.1:5555"
     kwargs: dict[str, Any] = {}
-    if prefs is not None and prefs.server_key_file:
-        kwargs["server_public_key"] = _read_key(prefs.server_key_file)
+    client = client_module()
+    if prefs is not None and prefs.server_key_file:  # CURVE: the server's public key + this client's secret key
+        kwargs["server_public_key"] = client.load_public_key(bpy.path.abspath(prefs.server_key_file))
         kwargs["client_secret_key_file"] = bpy.path.abspath(prefs.client_key_file) or None
-    return client_module().MotionClient(address, **kwargs)
+    return client.MotionClient(address, **kwargs)
 
 
 def apply_result(request_id: str) -> None:

@@ -65,6 +65,14 @@ def main() -> None:
 
     report["legacy_zmq"] = zmq.__file__
     report["top_level_shared"] = "shared" in sys.modules
+    try:  # the vendored client imports (its protocol, shared.motion) from inside the package, and talks
+        client = importlib.import_module("motiongpt3_addon.shared.client")
+        with client.MotionClient("tcp://127.0.0.1:9") as motion_client:
+            report["client_request"] = bool(motion_client.submit("echo", {}))
+        report["client_module"] = client.__name__
+    except Exception as error:
+        report["client_module"] = f"{type(error).__name__}: {error}"
+    report["top_level_shared_after_client"] = "shared" in sys.modules
     ops = sys.modules["motiongpt3_addon.operators"]
     ops.ensure_timer()  # as a request would; disabling must remove it
     report["legacy_timer_before_disable"] = bpy.app.timers.is_registered(ops.timer_tick)
