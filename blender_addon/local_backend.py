@@ -20,7 +20,7 @@ class LocalBackend:
     @staticmethod
     def command(base: str, address: str, checkpoint: str, device: str) -> list[str]:
         """`base` (a command line, e.g. `motiongpt3` or `/env/bin/python -m backend.cli`) + serve arguments."""
-        args = [*shlex.split(base or "motiongpt3"), "serve", "--address", address]
+        args = [*shlex.split(base or "motiongpt3"), "serve", "--bind", address]
         if checkpoint:
             args += ["--checkpoint", checkpoint]
         if device and device != "auto":

@@ -117,3 +117,13 @@ def test_zip_installs_enables_and_disables_both_ways(python: str, addon_zip: Pat
         assert not off["enabled"] and not off["panel"] and not off["settings"] and off["operators"] == []
         assert not off["timer"]
     assert report["legacy_removed"]
+
+
+def test_local_backend_command_matches_the_serve_cli() -> None:
+    from backend.cli import build_parser
+    from blender_addon.local_backend import LocalBackend
+
+    command = LocalBackend.command("/env/bin/python -m backend.cli", "tcp://127.0.0.1:5601", "/m.safetensors", "cpu")
+    assert command[:3] == ["/env/bin/python", "-m", "backend.cli"]
+    args = build_parser().parse_args(command[3:])  # the real `motiongpt3 serve` parser accepts it
+    assert (args.bind, str(args.checkpoint), args.device) == ("tcp://127.0.0.1:5601", "/m.safetensors", "cpu")
