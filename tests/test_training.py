@@ -19,7 +19,7 @@ from backend.model.tokenizer import EOS, load_tokenizer, motion_input_sequence, 
 from backend.train import trainer as trainer_module
 from backend.train.cli import add_train_command
 from backend.train.data import IGNORE, Collate, MotionTextDataset, scan_split, text_labels
-from backend.train.losses import text_loss
+from backend.train.losses import text_loss, vae_losses
 from backend.train.prompts import TemplateError, load_templates
 from backend.train.stages import STAGES, build_optimizer, configure_trainable, get_stage, is_text_parameter
 from backend.train.trainer import TrainConfig, Trainer, atomic_write, latest_checkpoint
@@ -311,6 +311,27 @@ def test_stage_3_trains_the_text_branch_but_not_the_vae():
     assert hooks == []
     for name, param in model.named_parameters():
         assert param.requires_grad == (not name.startswith("vae.") and "post_processors" not in name), name
+
+
+def test_vae_posterior_noise_scales_the_sample_and_zero_is_the_mean(data_root):
+    from backend.model.config import tiny_config
+
+    model = build_model(tiny_config(), None, "random")
+    clip = np.load(data_root / "new_joint_vecs" / "000001.npy")[:40]
+    features, lengths = model.pad_features([clip, clip[:24]])
+    with torch.no_grad():
+        mu, _ = model.vae.encode_distribution(features, lengths)
+        mean_recon = model.vae.decode(mu, lengths)
+        expected = model.vae.reconstruction_loss(mean_recon, features[:, : mean_recon.shape[1]], lengths)
+
+        def recon(noise: float, seed: int) -> torch.Tensor:
+            generator = torch.Generator().manual_seed(seed)
+            return vae_losses(model.vae, features, lengths, generator, posterior_noise=noise)["recon"]
+
+        # No noise: the posterior mean, whatever the generator; any noise: the sample depends on the draw.
+        assert torch.allclose(recon(0.0, 1), expected) and torch.allclose(recon(0.0, 2), expected)
+        assert not torch.allclose(recon(1.0, 1), recon(1.0, 2))
+        assert not torch.allclose(recon(0.5, 1), expected)
 
 
 # ----------------------------------------------------------------------------------------------- resume

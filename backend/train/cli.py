@@ -39,6 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_text=args.train_text,
         posterior_mean_latents=args.posterior_mean,
         kl_weight=args.kl_weight,
+        posterior_noise=args.posterior_noise,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -90,6 +91,12 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
         "--posterior-mean", action="store_true", help="LM stages: VAE posterior means as latents (default: samples)"
     )
     train.add_argument("--kl-weight", type=float, default=None, help="VAE stage: KL weight (default 1e-4)")
+    train.add_argument(
+        "--posterior-noise",
+        type=float,
+        default=None,
+        help="VAE stage: scale of the posterior noise, z = mu + scale*sigma*eps (default 1; 0 = the mean)",
+    )
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)

@@ -44,15 +44,17 @@ def vae_losses(
     features: torch.Tensor,
     lengths: torch.Tensor,
     generator: torch.Generator | None,
+    posterior_noise: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """Reconstruction of normalised features [B, T, 263] through a posterior sample (spec §4.4).
+    """Reconstruction of normalised features [B, T, 263] through a posterior sample (spec §4.4) whose noise is
+    scaled by `posterior_noise` (1 = the spec; 0 = the posterior mean).
 
     Returns `recon` (SmoothL1 over valid frames), `joints` (SmoothL1 on dims 4..66, valid frames), `kl`
     (KL to N(0, I), mean over elements) and `latent_std` (std of μ over the batch, for choosing latent_scale).
     """
     mu, logvar = vae.encode_distribution(features, lengths)  # [B, 1, D] each
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    z = mu + torch.exp(0.5 * logvar) * noise
+    z = mu + posterior_noise * torch.exp(0.5 * logvar) * noise
     recon = vae.decode(z, lengths)  # [B, max(lengths), 263]
     target = features[:, : recon.shape[1]]
     return {

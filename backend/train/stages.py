@@ -53,6 +53,9 @@ class Stage:
     mask_prompt: bool = False  # also drop prompt tokens from the text loss (padding is always dropped)
     joints_weight: float = 0.5  # VAE: SmoothL1 on feature dims 4..66 (root-relative joint positions)
     kl_weight: float = 1e-4  # VAE: KL to N(0, I) (MLD's value; MotionGPT3's unused vae stage has 1e-5)
+    # VAE: scale of the posterior noise in z = μ + scale·σ·ε (1 = MLD). A short run with σ still near the prior's 1
+    # drowns all but a few latent dims in noise, so the decoder learns only coarse motion; a small scale fixes that.
+    posterior_noise: float = 1.0
     # LM stages: motion latents are posterior samples (upstream) or posterior means (deterministic targets; for
     # a briefly trained VAE whose posterior is still wide, the mean is the part of the latent that carries the clip).
     posterior_samples: bool = True

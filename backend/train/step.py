@@ -74,7 +74,7 @@ def vae_stage_losses(
     """Losses of the VAE stage on normalised features with length masks: recon + 0.5·joints + kl_weight·KL."""
     features, lengths = model.pad_features(batch.flat_outputs)
     with model.autocast():
-        parts = vae_losses(model.vae, features, lengths, generator)
+        parts = vae_losses(model.vae, features, lengths, generator, stage.posterior_noise)
     total = parts["recon"] + stage.joints_weight * parts["joints"] + stage.kl_weight * parts["kl"]
     return {"loss": total.float(), **{k: v.detach().float() for k, v in parts.items()}}
 

@@ -97,6 +97,7 @@ class TrainConfig:
     train_text: bool = False  # unfreeze the text branch in stages 1/2 (presets without pretrained GPT-2)
     posterior_mean_latents: bool = False  # LM stages: VAE posterior means instead of samples as latents
     kl_weight: float | None = None  # VAE stage: override the stage's KL weight
+    posterior_noise: float | None = None  # VAE stage: override the stage's posterior noise scale
     split: str = "train"
     progress: bool = True
 
@@ -327,6 +328,8 @@ class Trainer:
         self.stage = replace(get_stage(cfg.stage), posterior_samples=not cfg.posterior_mean_latents)
         if cfg.kl_weight is not None:
             self.stage = replace(self.stage, kl_weight=cfg.kl_weight)
+        if cfg.posterior_noise is not None:
+            self.stage = replace(self.stage, posterior_noise=cfg.posterior_noise)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
