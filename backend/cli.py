@@ -15,6 +15,7 @@ from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
+from .cli_server import add_server_commands
 from .cli_tasks import add_task_commands
 from .eval.evaluate import add_eval_command
 from .motion_io import load_npy
@@ -74,9 +75,12 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import run_model_benchmark, run_motion_benchmark
+    from .bench_server import run_server_benchmark
 
     if args.suite == "motion":
         run_motion_benchmark(frames=args.frames, repeats=args.repeats)
+    elif args.suite == "server":
+        run_server_benchmark(args.checkpoint, args.device, frames=args.frames, soak=args.soak, clients=args.clients)
     else:
         run_model_benchmark(args.preset, args.device, frames=args.frames, repeats=min(args.repeats, 5))
 
@@ -110,16 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     decode.set_defaults(run=cmd_decode)
 
     add_task_commands(commands)
+    add_server_commands(commands)
     add_eval_command(commands)
     add_train_command(commands)
     add_train_demo_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
-    bench.add_argument("suite", choices=["motion", "model"], help="which benchmark")
+    bench.add_argument("suite", choices=["motion", "model", "server"], help="which benchmark")
     bench.add_argument("--preset", default="official", help="model preset for `bench model` (official, demo, tiny)")
     bench.add_argument("--device", default="auto", help="device for `bench model`")
     bench.add_argument("--frames", type=int, default=196)
     bench.add_argument("--repeats", type=int, default=200, help="runs to take the median of (model: at most 5)")
+    bench.add_argument("--checkpoint", type=Path, default=None, help="`bench server`: model (default: demo model)")
+    bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
+    bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")
     bench.set_defaults(run=cmd_bench)
     return parser
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import zmq
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+from shared.protocol import DEFAULT_ADDRESS
+
+__all__ = ["DEFAULT_ADDRESS", "InsecureBindError", "KeyFiles", "check_bind", "create_keys", "is_loopback"]
 
 
 class InsecureBindError(ValueError):

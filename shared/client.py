@@ -28,7 +28,7 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import parse_monitor_message
 
-from shared.protocol import FINAL_REPLY_TYPES, Message, ProtocolError, decode_reply, encode
+from shared.protocol import DEFAULT_ADDRESS, FINAL_REPLY_TYPES, Message, ProtocolError, decode_reply, encode
 
 MAX_MESSAGES_PER_POLL = 256  # bounds the time one poll() can take when a burst has arrived
 CLIENT_NAME = "motiongpt3-client"
@@ -74,7 +74,7 @@ class MotionClient:
 
     def __init__(
         self,
-        address: str = "tcp://127.0.0.1:5555",
+        address: str = DEFAULT_ADDRESS,
         *,
         server_public_key: bytes | str | None = None,
         client_secret_key_file: str | Path | None = None,

@@ -26,6 +26,7 @@ import numpy as np
 from shared.motion.humanml3d import FEATURE_DIM, FPS, MotionShapeError, check_features
 
 PROTOCOL_VERSION = 1
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # servers bind loopback unless given CURVE keys
 
 # Client -> server. `cancel`'s id is the id of the request to cancel.
 JOB_TYPES = ("generate", "caption", "predict", "inbetween")
@@ -524,6 +525,7 @@ def _check_error(fields: _Fields) -> None:
 REPLY_CHECKERS: dict[str, Callable[[_Fields], None]] = {"progress": _check_progress, "error": _check_error}
 
 __all__ = [
+    "DEFAULT_ADDRESS",
     "DEFAULT_LIMITS",
     "ERROR_CODES",
     "FEATURE_DIM",

@@ -1,0 +1,263 @@
+"""Several model workers behind one address: a ROUTER-ROUTER broker that routes each job by its request id.
+
+Plain `zmq.proxy` with a DEALER backend deals messages round-robin, so a `cancel` would land on an arbitrary
+worker; this broker (the load-balancing broker of the ZeroMQ guide) remembers which worker holds each
+(client, request id) and sends the cancel there. New jobs go to the worker with the fewest jobs in hand.
+
+Workers are `Server`s in worker mode: their DEALER connects to the broker's backend and announces itself with
+`info` control messages (identity frame empty) every heartbeat; the broker answers each with a heartbeat and
+forgets a worker that has been silent for `worker_timeout_s`, failing its jobs with `internal`. A worker that stops
+gracefully answers its own jobs and then sends a `shutting_down` control error. The broker validates every client
+message with the same `decode_request` as the workers, and answers hello, heartbeat and echo itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from backend.endpoint import RecentClients, bind_router, send_frames, send_message
+from backend.security import DEFAULT_ADDRESS, check_bind
+from backend.server import CONTROL, backend_version, process_rss_bytes
+from shared.protocol import (
+    DEFAULT_LIMITS,
+    FINAL_REPLY_TYPES,
+    JOB_TYPES,
+    PROTOCOL_VERSION,
+    Limits,
+    Message,
+    ProtocolError,
+    decode_request,
+    encode,
+    error_message,
+    parse_header,
+)
+
+log = logging.getLogger("motiongpt3.broker")
+
+Key = tuple[bytes, str]  # (client identity, request id)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Front for clients (same rules as the server: loopback unless keys) and a loopback backend for workers."""
+
+    bind: str = DEFAULT_ADDRESS
+    backend: str = "tcp://127.0.0.1:*"
+    keys_dir: Path | None = None
+    heartbeat_s: float = 1.0
+    worker_timeout_s: float = 5.0
+    max_clients: int = 1024
+
+
+@dataclass
+class WorkerEntry:
+    """A worker the broker has heard from."""
+
+    identity: bytes
+    info: dict[str, Any]
+    seen_s: float
+    jobs: set[Key] = field(default_factory=set)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.info.get("queue_size", 1)) + int(self.info.get("max_batch", 1))
+
+
+class Broker:
+    """Runs on its own thread: `start()` returns the client address; `backend_address` is where workers connect."""
+
+    def __init__(self, config: BrokerConfig = BrokerConfig()) -> None:
+        self.config = config
+        self.address: str | None = None
+        self.backend_address: str | None = None
+        self.workers: dict[bytes, WorkerEntry] = {}
+        self._routes: dict[Key, bytes] = {}
+        self._clients = RecentClients(config.max_clients)
+        self._context = zmq.Context()
+        self._stop_requested = threading.Event()
+        self._notify = True
+        self._thread: threading.Thread | None = None
+        self._authenticator: Any = None
+        self._started_s = time.monotonic()
+
+    def start(self) -> str:
+        front, self.address, self._authenticator = bind_router(
+            self._context, self.config.bind, self.config.keys_dir, DEFAULT_LIMITS
+        )
+        check_bind(self.config.backend, None)  # workers are local: the backend never leaves this machine
+        back = self._context.socket(zmq.ROUTER)
+        back.linger = 0
+        back.bind(self.config.backend)
+        self.backend_address = back.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._thread = threading.Thread(target=self._loop, args=(front, back), name="motiongpt3-broker", daemon=True)
+        self._thread.start()
+        log.info("broker on %s, workers connect to %s", self.address, self.backend_address)
+        return self.address
+
+    def stop(self, notify: bool = True) -> None:
+        self._notify = notify
+        self._stop_requested.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def limits(self) -> Limits:
+        """The workers' limits (they serve the same model), or the defaults before any has joined."""
+        for worker in self.workers.values():
+            return Limits.from_dict(worker.info.get("limits", {}))
+        return DEFAULT_LIMITS
+
+    # ------------------------------------------------------------------------------------------ loop
+
+    def _loop(self, front: zmq.Socket, back: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(front, zmq.POLLIN)
+        poller.register(back, zmq.POLLIN)
+        next_tick = 0.0
+        while not self._stop_requested.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                self._expire_workers(front, now)
+                next_tick = now + self.config.heartbeat_s
+            ready = dict(poller.poll(timeout=100))
+            if back in ready:
+                self._drain(back, lambda frames: self._on_worker(front, back, frames))
+            if front in ready:
+                self._drain(front, lambda frames: self._on_client(front, back, frames))
+        self._shutdown(front, back)
+
+    @staticmethod
+    def _drain(socket: zmq.Socket, handle: Any) -> None:
+        for _ in range(1000):
+            try:
+                frames = socket.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                handle(frames)
+            except Exception:  # a bug here must not take the broker down
+                log.exception("broker")
+
+    def _on_client(self, front: zmq.Socket, back: zmq.Socket, frames: list[bytes]) -> None:
+        identity, body = frames[0], frames[1:]
+        self._clients.saw(identity)
+        try:
+            request = decode_request(body, self.limits)
+        except ProtocolError as error:
+            send_message(front, identity, error.to_message())
+            return
+        kind, key = request.type, (identity, request.id)
+        if kind == "hello":
+            send_message(front, identity, Message("info", request.id, self._info()))
+        elif kind == "heartbeat":
+            send_message(front, identity, Message("heartbeat", request.id))
+        elif kind == "echo":
+            send_message(front, identity, Message("echo", request.id, request.fields, request.arrays))
+        elif kind == "cancel":
+            if key in self._routes:
+                send_frames(back, [self._routes[key], identity, *body])
+        elif kind in JOB_TYPES:
+            self._dispatch(front, back, key, body)
+
+    def _dispatch(self, front: zmq.Socket, back: zmq.Socket, key: Key, body: list[bytes]) -> None:
+        identity, request_id = key
+        if key in self._routes:
+            message = f"id: {request_id} is already a pending request of this client"
+            send_message(front, identity, error_message("bad_request", message, "id", request_id))
+            return
+        free = [w for w in self.workers.values() if len(w.jobs) < w.capacity]
+        if not free:
+            code = "busy" if self.workers else "unavailable"
+            message = "every worker's queue is full; try again later" if self.workers else "no worker is ready"
+            send_message(front, identity, error_message(code, message, None, request_id))
+            return
+        worker = min(free, key=lambda w: len(w.jobs))
+        worker.jobs.add(key)
+        self._routes[key] = worker.identity
+        send_frames(back, [worker.identity, identity, *body])
+
+    def _on_worker(self, front: zmq.Socket, back: zmq.Socket, frames: list[bytes]) -> None:
+        worker_id, envelope, body = frames[0], frames[1], frames[2:]
+        now = time.monotonic()
+        if envelope == CONTROL:
+            header = parse_header(body[0])
+            if header.get("type") == "info":
+                self._register(worker_id, header.get("fields", {}), now)
+                send_frames(back, [worker_id, CONTROL, *encode(Message("heartbeat", None))])
+            elif header.get("type") == "error":
+                self._drop_worker(front, worker_id, "the worker stopped")
+            return
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.seen_s = now
+        send_frames(front, [envelope, *body])
+        header = parse_header(body[0], Limits(max_header_bytes=1 << 20))
+        if header.get("type") in FINAL_REPLY_TYPES and isinstance(header.get("id"), str):
+            key = (envelope, header["id"])
+            if self._routes.get(key) == worker_id:
+                del self._routes[key]
+                if worker is not None:
+                    worker.jobs.discard(key)
+
+    def _register(self, worker_id: bytes, info: dict[str, Any], now: float) -> None:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            self.workers[worker_id] = WorkerEntry(worker_id, info, now)
+            log.info("worker %s joined (%d in all)", worker_id.decode(errors="replace"), len(self.workers))
+        else:
+            worker.info, worker.seen_s = info, now
+
+    def _expire_workers(self, front: zmq.Socket, now: float) -> None:
+        for worker in list(self.workers.values()):
+            if now - worker.seen_s > self.config.worker_timeout_s:
+                self._drop_worker(front, worker.identity, "the worker running this job stopped answering")
+
+    def _drop_worker(self, front: zmq.Socket, worker_id: bytes, reason: str) -> None:
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return
+        log.warning("worker %s left: %s", worker_id.decode(errors="replace"), reason)
+        for identity, request_id in worker.jobs:
+            if self._routes.pop((identity, request_id), None) is not None:
+                send_message(front, identity, error_message("internal", reason, None, request_id))
+
+    def _info(self) -> dict[str, Any]:
+        workers = list(self.workers.values())
+        base = dict(workers[0].info) if workers else {"model": None, "device": None, "tasks": []}
+        stats = [w.info.get("stats", {}) for w in workers]
+        totals = {key: sum(s.get(key) or 0 for s in stats) for key in ("queued", "running", "done", "rss_bytes")}
+        totals["rss_bytes"] += process_rss_bytes() or 0  # the workers' and the broker's own
+        totals["uptime_s"] = round(time.monotonic() - self._started_s, 3)
+        return {
+            **base,
+            "server": "motiongpt3-broker",
+            "version": backend_version(),
+            "protocol": PROTOCOL_VERSION,
+            "limits": self.limits.to_dict(),
+            "heartbeat_s": self.config.heartbeat_s,
+            "workers": len(workers),
+            "devices": [w.info.get("device") for w in workers],
+            "name": self.address,
+            "stats": totals,
+        }
+
+    def _shutdown(self, front: zmq.Socket, back: zmq.Socket) -> None:
+        if self._notify:
+            notice = "the server is shutting down"
+            for identity, request_id in list(self._routes):
+                send_message(front, identity, error_message("shutting_down", notice, None, request_id))
+            for identity in self._clients:
+                send_message(front, identity, error_message("shutting_down", notice))
+        front.close(linger=1000 if self._notify else 0)
+        back.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
+        self._context.term()
+        log.info("broker stopped")
