@@ -195,7 +195,7 @@ def _check_envelope(header: dict[str, Any], known_types: Sequence[str], other_ty
     """Version, id, type and header keys; returns the request id."""
     request_id = header_id(header)
     version = header.get("protocol")
-    if version != PROTOCOL_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and true are not 1
         raise ProtocolError(
             "unsupported_version",
             f"protocol: this side speaks version {PROTOCOL_VERSION}, the message says {version!r}",

@@ -242,6 +242,7 @@ FRAMING_CASES = [  # (frames, (code, field))
     ([json.dumps({"type": "hello", "id": "h"}).encode()], ("unsupported_version", "protocol")),
     ([header("hello", protocol=True)], ("unsupported_version", "protocol")),
     ([header("hello", protocol="1")], ("unsupported_version", "protocol")),
+    ([header("hello", protocol=1.0)], ("unsupported_version", "protocol")),
     ([header("dance")], ("unknown_type", "type")),
     ([header(None)], ("unknown_type", "type")),
     ([header("result")], ("bad_request", "type")),
