@@ -11,7 +11,9 @@ python3.11 build.py bench-addon  # add-on benchmarks in real Blender (key writin
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +22,7 @@ import tomllib
 import venv
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -72,33 +75,113 @@ def setup(with_tests: bool) -> None:
     stamp.write_text(digest)
 
 
-# The second Blender the add-on is tested on: 4.5 LTS (the main environment has bpy 5.0, the newest on PyPI).
-BLENDER2_VENV = ROOT / ".venv-bpy45"
-BLENDER2_PYTHON = BLENDER2_VENV / "bin" / "python"
-BLENDER2_PACKAGES = ("bpy==4.5.15", "numpy>=1.26,<2.0", "pyzmq==27.3.0", "pytest>=8", "scipy>=1.11")
-BLENDER_TESTS = ("tests/test_blender_addon.py", "tests/test_blender_bvh.py")
+# Further Blenders the add-on tests run on, each in its own environment without torch (the main .venv has bpy 5.0
+# and the backend): 4.5 LTS on Python 3.11 and 5.2 LTS on Python 3.13 (bpy wheels exist for one Python each).
+class BlenderEnv(NamedTuple):
+    """A virtual environment with one bpy release, for the Blender tests."""
+
+    label: str
+    venv: Path
+    python: str  # the Python version its bpy wheel is built for
+    packages: tuple[str, ...]
+
+    @property
+    def interpreter(self) -> Path:
+        return self.venv / "bin" / "python"
 
 
-def setup_second_blender() -> None:
-    """.venv-bpy45: bpy 4.5 LTS + numpy + pyzmq + pytest, for the Blender tests (no torch)."""
-    stamp = BLENDER2_VENV / ".installed"
-    digest = hashlib.sha256(" ".join(BLENDER2_PACKAGES).encode()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest and BLENDER2_PYTHON.exists():
+BLENDER_ENVS = (
+    BlenderEnv(
+        "Blender 4.5 LTS",
+        ROOT / ".venv-bpy45",
+        "3.11",
+        ("bpy==4.5.15", "numpy>=1.26,<2.0", f"pyzmq=={PYZMQ}", "pytest>=8", "scipy>=1.11"),
+    ),
+    BlenderEnv(
+        "Blender 5.2 LTS",
+        ROOT / ".venv-bpy52",
+        "3.13",
+        ("bpy==5.2.3", "numpy>=2.2,<3.0", f"pyzmq=={PYZMQ}", "pytest>=8", "scipy>=1.11"),
+    ),
+)
+# Re-run in every BlenderEnv (the backend end-to-end tests there skip for want of torch, and say so).
+BLENDER_TESTS = (
+    "tests/test_blender_addon.py",
+    "tests/test_blender_addon_backend.py",
+    "tests/test_blender_bvh.py",
+)
+
+
+def _reports_version(python: Path | str, version: str) -> bool:
+    """True when `python` runs and is CPython `version` (a pyenv shim without a selected version fails here)."""
+    try:
+        done = subprocess.run(
+            [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except OSError:
+        return False
+    return done.returncode == 0 and done.stdout.strip() == version
+
+
+def find_python(version: str) -> Path:
+    """An interpreter for Python `version` ("3.13"): this one, $MOTIONGPT3_PYTHON<major><minor>, pyenv's
+    versions/<version>*/bin, then python<version> on PATH; exits with a clear message when there is none."""
+    if "{}.{}".format(*sys.version_info[:2]) == version:
+        return Path(sys.executable)
+    variable = "MOTIONGPT3_PYTHON" + version.replace(".", "")
+    candidates: list[Path] = [Path(os.environ[variable])] if os.environ.get(variable) else []
+    roots = [Path(os.environ["PYENV_ROOT"])] if os.environ.get("PYENV_ROOT") else []
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        done = subprocess.run([pyenv, "root"], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip():
+            roots.append(Path(done.stdout.strip()))
+    roots.append(Path.home() / ".pyenv")
+    for root in roots:
+        candidates += sorted((root / "versions").glob(f"{version}*/bin/python{version}"), reverse=True)
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if _reports_version(candidate, version):
+            return candidate
+    tried = ", ".join(str(c) for c in candidates) or "nothing found"
+    sys.exit(
+        f"build.py: the Blender tests need Python {version} (bpy's wheels for that Blender are built for it only); "
+        f"tried {tried}. Install it (e.g. `pyenv install {version}`) or set {variable}=/path/to/python{version}."
+    )
+
+
+def setup_blender_env(env: BlenderEnv) -> None:
+    """Create `env.venv` with its bpy + numpy + pyzmq + pytest (no torch); skipped when nothing changed."""
+    stamp = env.venv / ".installed"
+    digest = hashlib.sha256(" ".join(env.packages).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and _reports_version(env.interpreter, env.python):
         return
-    if not BLENDER2_PYTHON.exists():
-        venv.create(BLENDER2_VENV, with_pip=True)
-    run(BLENDER2_PYTHON, "-m", "pip", "install", "--quiet", *BLENDER2_PACKAGES)
+    if not _reports_version(env.interpreter, env.python):
+        shutil.rmtree(env.venv, ignore_errors=True)
+        run(find_python(env.python), "-m", "venv", env.venv)
+    run(env.interpreter, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(env.interpreter, "-m", "pip", "install", "--quiet", *env.packages)
     stamp.write_text(digest)
 
 
 def test(pytest_args: list[str]) -> None:
-    """Lint and run the whole test suite (real bpy 5.0 included), then the Blender tests again on bpy 4.5."""
+    """Lint, type-check the add-on, run the whole test suite (real bpy 5.0 included), then the Blender tests on
+    every BlenderEnv (4.5 LTS, 5.2 LTS)."""
     setup(with_tests=True)
-    setup_second_blender()
+    for env in BLENDER_ENVS:
+        setup_blender_env(env)
     run(PYTHON, "-m", "ruff", "check", ".")
+    run(PYTHON, "-m", "mypy")  # blender_addon/ against fake-bpy-module ([tool.mypy] in pyproject.toml)
     run(PYTHON, "-m", "pytest", *pytest_args)
     if not pytest_args:
-        run(BLENDER2_PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *BLENDER_TESTS)
+        for env in BLENDER_ENVS:
+            print(f"== {env.label}: the Blender tests", flush=True)
+            run(env.interpreter, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *BLENDER_TESTS)
 
 
 def demo() -> None:
@@ -115,8 +198,39 @@ def project_version() -> str:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
+def retag_wheel(wheel: Path, python_tag: str, abi_tag: str, out_dir: Path) -> Path:
+    """A copy of `wheel` under other python/abi tags (what `wheel tags` does): filename, WHEEL `Tag:` lines and its
+    RECORD hash. Used to declare a stable-ABI (abi3) build for one CPython, where that narrower claim is true."""
+    dist, version, _, _, platforms = wheel.name[: -len(".whl")].split("-")
+    out = out_dir / f"{dist}-{version}-{python_tag}-{abi_tag}-{platforms}.whl"
+    info = f"{dist}-{version}.dist-info"
+    with zipfile.ZipFile(wheel) as src:
+        tags = "".join(f"Tag: {python_tag}-{abi_tag}-{p}\n" for p in platforms.split("."))
+        text = src.read(f"{info}/WHEEL").decode()
+        wheel_text = "".join(line + "\n" for line in text.splitlines() if not line.startswith("Tag:")) + tags
+        digest = base64.urlsafe_b64encode(hashlib.sha256(wheel_text.encode()).digest()).rstrip(b"=").decode()
+        record = "".join(
+            f"{info}/WHEEL,sha256={digest},{len(wheel_text.encode())}\n"
+            if line.startswith(f"{info}/WHEEL,")
+            else line + "\n"
+            for line in src.read(f"{info}/RECORD").decode().splitlines()
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            for item in src.infolist():
+                data = {f"{info}/WHEEL": wheel_text.encode(), f"{info}/RECORD": record.encode()}.get(item.filename)
+                dst.writestr(item, data if data is not None else src.read(item))
+    return out
+
+
 def pyzmq_wheels() -> list[Path]:
-    """pyzmq wheels for every platform x Blender Python, downloaded once into build/wheels (PyPI)."""
+    """pyzmq wheels for every platform x Blender Python, downloaded once into build/wheels (PyPI).
+
+    For Python 3.13 pyzmq publishes only stable-ABI wheels (cp312-abi3). Blender derives an extension's Python
+    versions from its wheels' tags and drops the bare "3" of an abi3 wheel when a "3.11" is also listed, so a zip
+    with cp311 + abi3 wheels is refused by Blender 5.1+ ("This Python version (3.13) isn't compatible with (3.11)").
+    The abi3 wheels are therefore bundled re-tagged cp313-cp313 (abi3 modules load on CPython 3.13).
+    """
     wheels: list[Path] = []
     for python in WHEEL_PYTHONS:
         for platform_tag in WHEEL_PLATFORMS:
@@ -140,7 +254,11 @@ def pyzmq_wheels() -> list[Path]:
                     f"pyzmq=={PYZMQ}",
                 )
                 found = sorted(target.glob("pyzmq-*.whl"))
-            wheels += found
+            cp = "cp" + python.replace(".", "")
+            for wheel in found:
+                if wheel.name.split("-")[-2] == "abi3":
+                    wheel = retag_wheel(wheel, cp, cp, WHEEL_CACHE / "retagged")
+                wheels.append(wheel)
     return wheels
 
 

@@ -21,10 +21,14 @@ WHEELS = [
     "pyzmq-27.3.0-cp311-cp311-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl",
     "pyzmq-27.3.0-cp311-cp311-win_amd64.whl",
     "pyzmq-27.3.0-cp311-cp311-macosx_10_15_universal2.whl",
+    "pyzmq-27.3.0-cp313-cp313-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",  # abi3 builds re-tagged by build.py
+    "pyzmq-27.3.0-cp313-cp313-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl",
+    "pyzmq-27.3.0-cp313-cp313-win_amd64.whl",
+    "pyzmq-27.3.0-cp313-cp313-macosx_10_15_universal2.whl",
+]
+ABI3 = [  # what PyPI has for CPython 3.12+ (the vendoring code must also pick these for any later CPython)
     "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_x86_64.manylinux_2_28_x86_64.whl",
-    "pyzmq-27.3.0-cp312-abi3-manylinux_2_26_aarch64.manylinux_2_28_aarch64.whl",
     "pyzmq-27.3.0-cp312-abi3-win_amd64.whl",
-    "pyzmq-27.3.0-cp312-abi3-macosx_10_15_universal2.whl",
 ]
 
 
@@ -36,9 +40,11 @@ WHEELS = [
         ("win32", "AMD64", (3, 11), WHEELS[2]),
         ("darwin", "arm64", (3, 11), WHEELS[3]),
         ("darwin", "x86_64", (3, 11), WHEELS[3]),
-        ("linux", "x86_64", (3, 13), WHEELS[4]),  # Blender 5.1+: the stable-ABI wheel
+        ("linux", "x86_64", (3, 13), WHEELS[4]),  # Blender 5.1+
+        ("linux", "aarch64", (3, 13), WHEELS[5]),
         ("win32", "AMD64", (3, 13), WHEELS[6]),
         ("darwin", "arm64", (3, 13), WHEELS[7]),
+        ("linux", "x86_64", (3, 14), None),  # cp313-cp313 is exact: a later CPython gets no wheel from WHEELS
         ("linux", "x86_64", (3, 10), None),
         ("linux", "ppc64le", (3, 11), None),
     ],
@@ -47,12 +53,16 @@ def test_vendored_wheel_matches_platform_and_python(system, machine, python, exp
     assert matching_wheel(WHEELS, system, machine, python) == expected
 
 
+@pytest.mark.parametrize(
+    ("python", "expected"), [((3, 11), None), ((3, 12), ABI3[0]), ((3, 13), ABI3[0]), ((3, 14), ABI3[0])]
+)
+def test_stable_abi_wheel_serves_its_cpython_and_later(python, expected) -> None:
+    assert matching_wheel(ABI3, "linux", "x86_64", python) == expected
+
+
 @pytest.fixture(scope="module")
 def addon_zip() -> Path:
-    spec = importlib.util.spec_from_file_location("build_script", ROOT / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build.build_addon()
+    return _load_build_script().build_addon()
 
 
 def test_zip_layout_version_and_vendored_shared(addon_zip: Path) -> None:
@@ -72,12 +82,20 @@ def test_zip_layout_version_and_vendored_shared(addon_zip: Path) -> None:
     assert all(f"motiongpt3_addon/wheels/{w}" in names for w in wheels)
 
 
+def _load_build_script():
+    spec = importlib.util.spec_from_file_location("build_script", ROOT / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build
+
+
 def _blender_pythons() -> list[str]:
-    """This interpreter (bpy from the test extra) and the second Blender's environment where set up."""
+    """This interpreter (bpy from the test extra) and every further Blender's environment that is set up (build.py
+    test makes them: bpy 4.5 LTS on Python 3.11, bpy 5.2 LTS on Python 3.13)."""
     found = [sys.executable]
-    other = ROOT / ".venv-bpy45" / "bin" / "python"
-    if other.exists() and Path(sys.prefix).resolve() != other.parents[1].resolve():
-        found.append(str(other))
+    for env in _load_build_script().BLENDER_ENVS:
+        if env.interpreter.exists() and Path(sys.prefix).resolve() != env.venv.resolve():
+            found.append(str(env.interpreter))
     return found
 
 
