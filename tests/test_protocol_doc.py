@@ -1,0 +1,176 @@
+"""shared/protocol.md matches the code: its tables equal the code's constants, and its example messages, sent to a
+live server in the order written, get the documented replies (error texts to the letter)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zmq
+from serving import WAIT_S, running_server, tiny_model
+
+from shared.protocol import (
+    DEFAULT_LIMITS,
+    ERROR_CODES,
+    FINAL_REPLY_TYPES,
+    HEADER_KEYS,
+    REPLY_TYPES,
+    REQUEST_TYPES,
+    Message,
+    ProtocolError,
+    decode_reply,
+    decode_request,
+)
+
+DOC = Path(__file__).resolve().parents[1] / "shared" / "protocol.md"
+
+
+def doc_text() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+def examples() -> list[dict]:
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", doc_text(), flags=re.S)]
+
+
+def table(section: str) -> dict[str, list[str]]:
+    """First-column name -> the other cells, for the table rows of one `## section`."""
+    body = doc_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def array_frames(header: dict) -> list[bytes]:
+    """Finite, plausible contents for the arrays an example declares (known masks: first and last quarter)."""
+    frames = []
+    for spec in header["arrays"]:
+        shape = spec["shape"]
+        if spec["dtype"] == "<f4":
+            values = np.random.default_rng(len(frames)).normal(size=shape) * 0.5
+        else:
+            values = np.zeros(shape)
+            values[: shape[0] // 4] = values[-(shape[0] // 4) :] = 1
+        frames.append(values.astype(np.dtype(spec["dtype"])).tobytes())
+    return frames
+
+
+def frames_of(header: dict) -> list[bytes]:
+    return [json.dumps(header).encode(), *array_frames(header)]
+
+
+def declared(header: dict) -> list[tuple]:
+    return [(a["name"], a["dtype"], list(a["shape"])) for a in header["arrays"]]
+
+
+def test_the_tables_match_the_code():
+    assert set(table("Requests (client → server)")) == set(REQUEST_TYPES)
+    assert set(table("Replies (server → client)")) == set(REPLY_TYPES)
+    assert set(table("Messages")) >= HEADER_KEYS
+    assert {code: cells[0] for code, cells in table("Errors").items()} == ERROR_CODES
+    limits = {name: json.loads(cells[0]) for name, cells in table("Limits").items()}
+    assert limits == DEFAULT_LIMITS.to_dict()
+
+
+def split(messages: list[dict]) -> tuple[list[dict], dict, dict]:
+    """(requests in order, documented replies by request id, the goodbye). A type that goes both ways (heartbeat,
+    echo) is a request the first time its id appears and a reply the second time."""
+    requests, replies, seen = [], {}, set()
+    goodbye = None
+    for message in messages:
+        key = (message["type"], message["id"])
+        if (message["type"] in REQUEST_TYPES and (message["type"] not in REPLY_TYPES or key not in seen)) or (
+            message["type"] not in REPLY_TYPES
+        ):
+            requests.append(message)
+        elif message["type"] == "error" and message["id"] is None:
+            goodbye = message
+        else:
+            replies.setdefault(message["id"], []).append(message)
+        seen.add(key)
+    return requests, replies, goodbye
+
+
+def test_every_example_decodes_as_documented_and_every_type_has_one():
+    requests, replies, goodbye = split(examples())
+    for request in requests:
+        final = (
+            [d for d in replies[request["id"]] if d["type"] in FINAL_REPLY_TYPES] if request["type"] != "cancel" else []
+        )
+        if final and final[-1]["type"] == "error":  # refused before any model work: by decode_request itself
+            with pytest.raises(ProtocolError) as caught:
+                decode_request(frames_of(request))
+            error = caught.value
+            assert {"code": error.code, "message": error.message, "field": error.field} == final[-1]["fields"]
+        else:
+            assert decode_request(frames_of(request)).type == request["type"]
+    for reply in [r for docs in replies.values() for r in docs] + [goodbye]:
+        assert decode_reply(frames_of(reply)).type == reply["type"]
+    documented = {m["type"] for m in requests} | {r["type"] for docs in replies.values() for r in docs}
+    assert documented >= set(REQUEST_TYPES) | set(REPLY_TYPES)
+
+
+@pytest.fixture(scope="module")
+def model():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tiny_model()
+    torch.set_num_threads(threads)
+
+
+def receive(socket: zmq.Socket) -> Message:
+    assert socket.poll(timeout=int(WAIT_S * 1000)), "no reply from the server"
+    return decode_reply(socket.recv_multipart())
+
+
+def test_the_examples_get_the_documented_replies(model):
+    requests, documented, goodbye = split(examples())
+    context = zmq.Context()
+    socket = context.socket(zmq.DEALER)
+    socket.linger = 0
+    replies: dict = {}
+
+    def collect() -> Message:
+        reply = receive(socket)
+        replies.setdefault(reply.id, []).append(reply)
+        return reply
+
+    with running_server(model) as server:
+        socket.connect(server.address)
+        for request in requests:
+            if request["type"] == "cancel":  # the documented cancel is of a running job: wait until it runs
+                while not any(r.fields.get("stage") == "diffusion" for r in replies.get(request["id"], [])):
+                    collect()
+            socket.send_multipart(frames_of(request))
+        expected = {key for key, docs in documented.items() if any(d["type"] in FINAL_REPLY_TYPES for d in docs)}
+        while not all(any(r.type in FINAL_REPLY_TYPES for r in replies.get(key, [])) for key in expected):
+            collect()
+        server.stop()
+        farewell = receive(socket)
+    context.destroy(linger=0)
+    for request_id, docs in documented.items():
+        actual = replies[request_id]
+        for doc in docs:
+            if doc["type"] == "progress":
+                matches = [r for r in actual if r.type == "progress" and r.fields["stage"] == doc["fields"]["stage"]]
+                assert matches and set(matches[0].fields) == set(doc["fields"]), (request_id, doc)
+                if doc["fields"]["step"] == doc["fields"]["total"] > 0:  # the last step is always reported
+                    assert any(r.fields["step"] == r.fields["total"] == doc["fields"]["total"] for r in matches)
+                continue
+            final = actual[-1]
+            assert final.type == doc["type"], (request_id, final.fields)
+            assert sorted(final.fields) == sorted(doc["fields"]), request_id
+            assert [(n, a.dtype.str, list(a.shape)) for n, a in final.arrays.items()] == declared(doc), request_id
+            if doc["type"] in ("error", "cancelled", "echo", "heartbeat"):
+                assert final.fields == doc["fields"], request_id
+            if doc["type"] == "info":
+                assert final.fields["limits"] == doc["fields"]["limits"]
+                assert final.fields["tasks"] == doc["fields"]["tasks"]
+    assert (farewell.type, farewell.id, farewell.fields) == ("error", None, goodbye["fields"])
