@@ -148,6 +148,22 @@ def action_bone_names(action: bpy.types.Action) -> set[str]:
     return names
 
 
+def armature_data(obj: bpy.types.Object) -> bpy.types.Armature:
+    """The Armature data-block of an armature object (a typed accessor: `Object.data` is any ID)."""
+    data = obj.data
+    if not isinstance(data, bpy.types.Armature):
+        raise ValueError(f"{obj.name} is not an armature")
+    return data
+
+
+def restore_action(obj: bpy.types.Object, action: bpy.types.Action | None, slot: Any) -> None:
+    """Put back an (Action, slot) pair read from `obj.animation_data` earlier (slot None before 4.4)."""
+    anim = obj.animation_data or obj.animation_data_create()
+    anim.action = action
+    if action is not None and slot is not None and hasattr(anim, "action_slot"):
+        anim.action_slot = slot
+
+
 def assign_action(obj: bpy.types.Object, action: bpy.types.Action) -> None:
     """Assign an existing Action to `obj`, choosing its first object slot where slots exist (4.4+)."""
     anim = obj.animation_data or obj.animation_data_create()

@@ -1,9 +1,13 @@
-"""Operators of the Motion panel: send requests (never waiting), apply results as one undo step, cancel, connect."""
+"""Operators of the Motion panel: read animation and send requests (in timer slices, never waiting), apply results as
+one undo step, cancel, connect."""
+
+# Blender declares operator properties as annotations holding calls (`name: StringProperty()`), which mypy rejects.
+# mypy: disable-error-code="valid-type"
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 import numpy as np
@@ -11,10 +15,14 @@ from bpy.props import StringProperty
 
 from . import armature, readback, results, rig_math
 from ._shared import client_module, encode_joints, resample
-from .action_io import action_bone_names, assign_action
+from .action_io import action_bone_names, armature_data, assign_action
 from .jobs import Controller, Job
 from .local_backend import LOCAL_BACKEND
 from .properties import preferences
+from .steps import Steps
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
 
 MAX_FRAMES_20FPS = 196
 
@@ -33,18 +41,18 @@ def make_client() -> Any:
 
 def apply_result(request_id: str) -> None:
     """Hand a result to the undo-registered operator (one undo step per result)."""
-    bpy.ops.motion.apply_result(request_id=request_id)
+    bpy.ops.motion.apply_result(request_id=request_id)  # type: ignore[attr-defined]  # registered by this add-on
 
 
-CONTROLLER = Controller(make_client, apply_result)
+CONTROLLER = Controller(make_client, apply_result, results.prepare_steps)
 
 
 def timer_tick() -> float | None:
-    """The `bpy.app.timers` function: polls the client; a few tenths of a millisecond when nothing arrives."""
+    """The `bpy.app.timers` function: polls the client, runs a few ms of slices or one result write."""
     interval = CONTROLLER.tick()
     wm = bpy.context.window_manager
     for window in wm.windows if wm is not None else ():
-        for area in window.screen.areas:
+        for area in window.screen.areas if window.screen is not None else ():
             if area.type == "VIEW_3D":
                 area.tag_redraw()
     return interval
@@ -60,8 +68,15 @@ def stop_timer() -> None:
         bpy.app.timers.unregister(timer_tick)
 
 
+def _scene(context: bpy.types.Context) -> bpy.types.Scene:
+    scene = context.scene
+    if scene is None:
+        raise RuntimeError("no scene in this context")
+    return scene
+
+
 def _settings(context: bpy.types.Context) -> Any:
-    return context.scene.motiongpt3
+    return _scene(context).motiongpt3  # type: ignore[attr-defined]  # registered by properties.register
 
 
 def _seed(settings: Any) -> int:
@@ -70,32 +85,43 @@ def _seed(settings: Any) -> int:
     return int(settings.seed)
 
 
-def _submit(
-    op: bpy.types.Operator, kind: str, fields: dict, arrays: dict | None, target: str, params: dict, batch=None
-) -> Job | None:
+def _send(kind: str, fields: dict, arrays: dict | None, target: str, params: dict, batch: str | None = None) -> Job:
+    """Submit a request (starting the local backend first where configured); raises when it cannot be sent."""
     if LOCAL_BACKEND.running is False and (prefs := preferences()) is not None and prefs.start_local:
         LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
-    try:
-        job = CONTROLLER.submit(kind, fields, arrays, target, params, batch)
-    except Exception as error:  # zmq missing, bad key file, invalid fields
-        op.report({"ERROR"}, f"could not send the request: {error}")
-        return None
+    job = CONTROLLER.submit(kind, fields, arrays, target, params, batch)
     ensure_timer()
     return job
 
 
 def _read_range(context: bpy.types.Context, settings: Any) -> tuple[int, int]:
     if settings.use_scene_range:
-        return context.scene.frame_start, context.scene.frame_end
+        scene = _scene(context)
+        return scene.frame_start, scene.frame_end
     return settings.read_start, settings.read_end
 
 
-def _sample_20fps(context: bpy.types.Context, obj: bpy.types.Object, first: int, last: int, unit: float):
-    """(features (K-1, 263), armature-space joints at 20 fps (K, 22, 3), fps) of frames [first, last]."""
-    sampled = readback.sample_joints(obj, first, last, unit)
-    features = encode_joints(sampled.world, sampled.fps)
+def _read_steps(plan: readback.ReadPlan) -> Steps[tuple[np.ndarray, np.ndarray, float]]:
+    """(features (K-1, 263), armature-space joints at 20 fps (K, 22, 3), scene fps) of the planned frames, in slices:
+    as many frames per slice as fit in the tick's budget, then the encoding (~5 ms for 9.8 s) as a slice of its own."""
+    sampled = yield from readback.sample_joints_steps(plan)
+    yield None
+    features = encode_joints(sampled.world, sampled.fps).astype(np.float32)
     context_joints = resample.resample_linear(sampled.armature, sampled.fps, rig_math.SMPL_FPS)
     return features, context_joints, sampled.fps
+
+
+def _start_reading(op: bpy.types.Operator, label: str, steps: Steps[Any]) -> set[OperatorReturnItems]:
+    """Queue the read-back (and the request it ends with) on the timer; the button press itself returns at once."""
+    CONTROLLER.last_error = ""
+    CONTROLLER.start_task(label, steps)
+    ensure_timer()
+    return {"FINISHED"}
+
+
+def _features_count(first: int, last: int, fps: float) -> int:
+    """How many 20 fps feature frames reading scene frames first..last gives (HumanML3D drops the last frame)."""
+    return resample.resampled_frame_count(last - first + 1, fps, rig_math.SMPL_FPS) - 1
 
 
 class MOTION_OT_create_armature(bpy.types.Operator):
@@ -105,7 +131,7 @@ class MOTION_OT_create_armature(bpy.types.Operator):
     bl_label = "Create SMPL-22 Armature"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         armature.create_smpl_armature(context)
         return {"FINISHED"}
 
@@ -116,15 +142,16 @@ class MOTION_OT_generate(bpy.types.Operator):
     bl_idname = "motion.generate"
     bl_label = "Generate"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
+        scene = _scene(context)
         obj = context.active_object
-        if not armature.is_smpl_armature(obj):
+        if obj is None or not armature.is_smpl_armature(obj):
             if not s.create_armature:
                 self.report({"ERROR"}, "select an SMPL-22 armature (or enable Create SMPL-22 Armature)")
                 return {"CANCELLED"}
             obj = armature.create_smpl_armature(context)
-        fps = readback.scene_fps(context.scene)
+        fps = readback.scene_fps(scene)
         frames = round(s.seconds * fps) if s.length_unit == "SECONDS" else s.frames
         frames20 = rig_math.requested_frames_20fps(frames, fps)
         if frames20 > MAX_FRAMES_20FPS or frames < 2:
@@ -136,10 +163,20 @@ class MOTION_OT_generate(bpy.types.Operator):
         fields: dict[str, Any] = {"text": s.prompt, "frames": frames20, "seed": seed, "candidates": s.candidates}
         if s.guidance > 0:
             fields["guidance"] = s.guidance
-        start = context.scene.frame_current if s.use_current_frame else s.start_frame
+        start = scene.frame_current if s.use_current_frame else s.start_frame
         params = {"prompt": s.prompt, "seed": seed, "fps": fps, "frames": frames, "start_frame": start}
         params["root_motion"] = s.root_motion
-        return {"FINISHED"} if _submit(self, "generate", fields, None, obj.name, params) else {"CANCELLED"}
+        try:
+            _send("generate", fields, None, obj.name, params)
+        except Exception as error:  # zmq missing, bad key file, invalid fields
+            self.report({"ERROR"}, f"could not send the request: {error}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+def _caption_steps(plan: readback.ReadPlan, params: dict[str, Any]) -> Steps[None]:
+    features, _, _ = yield from _read_steps(plan)
+    _send("caption", {}, {"features": features}, plan.obj.name, params)
 
 
 class MOTION_OT_caption(bpy.types.Operator):
@@ -148,19 +185,31 @@ class MOTION_OT_caption(bpy.types.Operator):
     bl_idname = "motion.caption"
     bl_label = "Caption"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
-        obj = context.active_object
         first, last = _read_range(context, s)
         try:
-            features, _, _ = _sample_20fps(context, obj, first, last, s.unit_scale)
+            plan = readback.plan_read(context.active_object, first, last, s.unit_scale)
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        action = obj.animation_data.action if obj.animation_data else None
+        anim = plan.obj.animation_data
+        action = anim.action if anim is not None else None
         params = {"action": action.name if action else "", "first": first, "last": last}
-        job = _submit(self, "caption", {}, {"features": features.astype(np.float32)}, obj.name, params)
-        return {"FINISHED"} if job else {"CANCELLED"}
+        return _start_reading(self, f"reading {plan.obj.name} for a caption", _caption_steps(plan, params))
+
+
+def _caption_all_steps(obj: bpy.types.Object, actions: list[bpy.types.Action], unit: float, batch: str) -> Steps[None]:
+    """Each Action in turn: sampled with it assigned (restored after every slice), then sent as a caption request."""
+    for action in actions:
+        first, last = (round(f) for f in action.frame_range)
+        try:
+            plan = readback.plan_read(obj, first, last, unit, action)
+        except ValueError as error:
+            CONTROLLER.last_error = f"{action.name}: {error}"
+            continue
+        features, _, _ = yield from _read_steps(plan)
+        _send("caption", {}, {"features": features}, obj.name, {"action": action.name}, batch)
 
 
 class MOTION_OT_caption_all(bpy.types.Operator):
@@ -169,52 +218,36 @@ class MOTION_OT_caption_all(bpy.types.Operator):
     bl_idname = "motion.caption_all"
     bl_label = "Caption All Actions"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
         obj = context.active_object
         if obj is None or obj.type != "ARMATURE":
             self.report({"ERROR"}, "select an armature")
             return {"CANCELLED"}
-        bones = {b.name for b in obj.data.bones}
+        bones = {b.name for b in armature_data(obj).bones}
         actions = [a for a in bpy.data.actions if action_bone_names(a) & bones]
-        anim = obj.animation_data or obj.animation_data_create()
-        original = (anim.action, getattr(anim, "action_slot", None))
+        if not actions:
+            self.report({"ERROR"}, f"no Action animates the bones of {obj.name}")
+            return {"CANCELLED"}
         batch = f"all-{random.randrange(2**31)}"
-        sent = 0
-        try:
-            for action in actions:
-                assign_action(obj, action)
-                first, last = (round(f) for f in action.frame_range)
-                try:
-                    features, _, _ = _sample_20fps(context, obj, first, last, s.unit_scale)
-                except ValueError as error:
-                    self.report({"WARNING"}, f"{action.name}: {error}")
-                    continue
-                arrays = {"features": features.astype(np.float32)}
-                if _submit(self, "caption", {}, arrays, obj.name, {"action": action.name}, batch) is None:
-                    break
-                sent += 1
-        finally:
-            anim.action = original[0]
-            if original[1] is not None:
-                anim.action_slot = original[1]
-        self.report({"INFO"}, f"captioning {sent} Actions")
-        return {"FINISHED"} if sent else {"CANCELLED"}
+        CONTROLLER.batch_sizes[batch] = len(actions)
+        steps = _caption_all_steps(obj, actions, s.unit_scale, batch)
+        return _start_reading(self, f"reading {len(actions)} Actions for captions", steps)
 
 
-def _context_request(op: bpy.types.Operator, context: bpy.types.Context, first: int, last: int):
-    """Shared part of predict / in-between: (obj, features, armature joints at 20 fps, fps) or None."""
-    s = _settings(context)
+def _context_plan(
+    op: bpy.types.Operator, context: bpy.types.Context, first: int, last: int
+) -> readback.ReadPlan | None:
+    """Shared part of predict / in-between: the read plan, or None (reported) when the request cannot be made."""
     obj = context.active_object
-    if not armature.is_smpl_armature(obj):
+    if obj is None or not armature.is_smpl_armature(obj):
         op.report({"ERROR"}, "select an SMPL-22 armature (results are written onto it)")
         return None
     try:
-        features, joints, fps = _sample_20fps(context, obj, first, last, s.unit_scale)
+        return readback.plan_read(obj, first, last, _settings(context).unit_scale)
     except ValueError as error:
         op.report({"ERROR"}, str(error))
         return None
-    return obj, features, joints, fps
 
 
 def _source_params(obj: bpy.types.Object) -> dict[str, Any]:
@@ -224,36 +257,51 @@ def _source_params(obj: bpy.types.Object) -> dict[str, Any]:
     return {"source_action": action.name if action else "", "source_slot": slot.identifier if slot else None}
 
 
+def _predict_steps(plan: readback.ReadPlan, fields: dict[str, Any], params: dict[str, Any]) -> Steps[None]:
+    features, joints, _ = yield from _read_steps(plan)
+    params |= {"context_joints": joints, "known": np.ones(len(features), dtype=bool)}
+    _send("predict", fields, {"features": features}, plan.obj.name, params)
+
+
 class MOTION_OT_predict(bpy.types.Operator):
     """Continue the selected armature's motion after the frame range (as new Actions)"""
 
     bl_idname = "motion.predict"
     bl_label = "Predict"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
         first, last = _read_range(context, s)
-        request = _context_request(self, context, first, last)
-        if request is None:
+        plan = _context_plan(self, context, first, last)
+        if plan is None:
             return {"CANCELLED"}
-        obj, features, joints, fps = request
+        fps = readback.scene_fps(_scene(context))
         frames20 = rig_math.requested_frames_20fps(s.predict_frames + 1, fps)
-        if len(features) + frames20 > MAX_FRAMES_20FPS:
+        if _features_count(first, last, fps) + frames20 > MAX_FRAMES_20FPS:
             self.report({"ERROR"}, "context plus prediction is longer than 196 frames at 20 fps (9.8 s)")
             return {"CANCELLED"}
         seed = _seed(s)
-        known = np.ones(len(features), dtype=bool)
         params = {
             "prompt": "predict",
             "seed": seed,
             "fps": fps,
             "first_frame": first,
             "span": (last + 1, last + s.predict_frames),
+            **_source_params(plan.obj),
         }
-        params |= {"context_joints": joints, "known": known, **_source_params(obj)}
         fields = {"frames": frames20, "seed": seed, "candidates": s.candidates}
-        job = _submit(self, "predict", fields, {"features": features.astype(np.float32)}, obj.name, params)
-        return {"FINISHED"} if job else {"CANCELLED"}
+        return _start_reading(self, f"reading {plan.obj.name} to predict", _predict_steps(plan, fields, params))
+
+
+def _inbetween_steps(
+    plan: readback.ReadPlan, gap: tuple[int, int], fields: dict[str, Any], params: dict[str, Any]
+) -> Steps[None]:
+    features, joints, fps = yield from _read_steps(plan)
+    scene_frame = plan.first + np.arange(len(features)) * fps / rig_math.SMPL_FPS
+    known = (scene_frame < gap[0]) | (scene_frame > gap[1])
+    params |= {"context_joints": joints, "known": known}
+    arrays = {"features": features, "known": known.astype(np.uint8)}
+    _send("inbetween", fields, arrays, plan.obj.name, params)
 
 
 class MOTION_OT_inbetween(bpy.types.Operator):
@@ -262,30 +310,30 @@ class MOTION_OT_inbetween(bpy.types.Operator):
     bl_idname = "motion.inbetween"
     bl_label = "In-between"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
         first, last = _read_range(context, s)
         if not first < s.gap_start <= s.gap_end < last:
             self.report({"ERROR"}, f"the filled frames {s.gap_start}-{s.gap_end} must lie inside {first}-{last}")
             return {"CANCELLED"}
-        request = _context_request(self, context, first, last)
-        if request is None:
+        plan = _context_plan(self, context, first, last)
+        if plan is None:
             return {"CANCELLED"}
-        obj, features, joints, fps = request
-        scene_frame = first + np.arange(len(features)) * fps / rig_math.SMPL_FPS
-        known = (scene_frame < s.gap_start) | (scene_frame > s.gap_end)
+        if _features_count(first, last, readback.scene_fps(_scene(context))) > MAX_FRAMES_20FPS:
+            self.report({"ERROR"}, "the frame range is longer than 196 frames at 20 fps (9.8 s)")
+            return {"CANCELLED"}
         seed = _seed(s)
         params = {
             "prompt": "inbetween",
             "seed": seed,
-            "fps": fps,
+            "fps": readback.scene_fps(_scene(context)),
             "first_frame": first,
             "span": (s.gap_start, s.gap_end),
+            **_source_params(plan.obj),
         }
-        params |= {"context_joints": joints, "known": known, **_source_params(obj)}
-        arrays = {"features": features.astype(np.float32), "known": known.astype(np.uint8)}
-        job = _submit(self, "inbetween", {"seed": seed, "candidates": s.candidates}, arrays, obj.name, params)
-        return {"FINISHED"} if job else {"CANCELLED"}
+        fields = {"seed": seed, "candidates": s.candidates}
+        steps = _inbetween_steps(plan, (s.gap_start, s.gap_end), fields, params)
+        return _start_reading(self, f"reading {plan.obj.name} to in-between", steps)
 
 
 class MOTION_OT_apply_result(bpy.types.Operator):
@@ -297,27 +345,24 @@ class MOTION_OT_apply_result(bpy.types.Operator):
 
     request_id: StringProperty()
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         job = CONTROLLER.jobs.get(self.request_id)
-        if job is None or job.status != "result":
+        if job is None or job.status != "ready":
             return {"CANCELLED"}
         try:
-            if job.kind == "generate":
-                written = results.write_generated(job)
-                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
-            elif job.kind in ("predict", "inbetween"):
-                written = results.write_spliced(job)
-                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
-            else:
+            if job.kind == "caption":
                 CONTROLLER.last_caption = results.store_caption(job)
-                context.scene.motiongpt3.last_caption = CONTROLLER.last_caption
+                _settings(context).last_caption = CONTROLLER.last_caption
                 job.message = "captioned"
+            else:
+                written = results.write_takes(job, job.prepared)
+                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
         except Exception as error:
             job.status, job.message = "error", f"could not write the result: {error}"
             CONTROLLER.last_error = job.message
             self.report({"ERROR"}, job.message)
             return {"CANCELLED"}
-        job.status, job.arrays = "done", {}
+        job.status, job.arrays, job.prepared = "done", {}, None
         return {"FINISHED"}
 
 

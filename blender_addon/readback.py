@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import bpy
 import numpy as np
 
 from ._shared import BoneMap, axes, joints_from_bones, resample, rig_bone_map
+from .action_io import armature_data, assign_action, restore_action
+from .steps import SLICE_S, Steps, run_steps
 
 
 @dataclass(frozen=True)
@@ -38,60 +43,118 @@ def _deformed_meshes(obj: bpy.types.Object) -> list[bpy.types.Object]:
     return out
 
 
-def sample_bone_tracks(
-    obj: bpy.types.Object, names: list[str], first: int, last: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluated ((T, N, 3) heads, (T, N, 3) tails, (T, 4, 4) object matrices), armature space, frames first..last.
+@contextmanager
+def evaluation_scope(obj: bpy.types.Object, action: bpy.types.Action | None = None) -> Iterator[None]:
+    """While sampling: deformed meshes hidden (their evaluation is most of the cost) and, with `action`, that Action
+    assigned to `obj`; on exit the meshes, the current frame and the assigned Action/slot are restored.
 
-    `scene.frame_set` evaluates constraints, drivers, parents and NLA; the current frame is restored afterwards.
-    """
+    Sampling runs in slices across timer ticks; each slice is one scope, so between ticks the scene is exactly as the
+    user left it (the viewport never shows a sampled frame or a borrowed Action)."""
     scene = bpy.context.scene
-    bones = obj.pose.bones
-    index = [bones.find(n) for n in names]
-    lengths = np.array([obj.data.bones[n].length for n in names])
-    count = last - first + 1
-    buf = np.empty(len(bones) * 16, np.float32)
-    matrices = np.empty((count, len(names), 4, 4))
-    world = np.empty((count, 4, 4))
     hidden = _deformed_meshes(obj)
     current, subframe = scene.frame_current, scene.frame_subframe
+    anim = obj.animation_data
+    original = (anim.action, getattr(anim, "action_slot", None)) if anim is not None else None
     try:
         for m in hidden:
             m.hide_viewport = True
-        for t, frame in enumerate(range(first, last + 1)):
-            scene.frame_set(frame)
-            bones.foreach_get("matrix", buf)
-            matrices[t] = buf.reshape(-1, 4, 4)[index].transpose(0, 2, 1)  # foreach_get is column-major
-            world[t] = np.array(obj.matrix_world)
+        if action is not None:
+            assign_action(obj, action)
+        yield
     finally:
+        if action is not None:
+            if original is None:
+                obj.animation_data_clear()
+            else:
+                restore_action(obj, *original)
         for m in hidden:
             m.hide_viewport = False
         scene.frame_set(current, subframe=subframe)
-    heads = matrices[..., :3, 3]
-    tails = heads + matrices[..., :3, 1] * lengths[None, :, None]  # bone Y axis points head → tail
-    return heads, tails, world
 
 
-def sample_joints(
-    obj: bpy.types.Object, first: int, last: int, unit_scale: float = 0.0, bone_map: BoneMap | None = None
-) -> SampledMotion:
-    """SMPL-22 joints of `obj` over frames [first, last] through the fitting bone map.
+@dataclass(frozen=True)
+class ReadPlan:
+    """What to sample: validated up front so the operator can report a bad request at once."""
+
+    obj: bpy.types.Object
+    bone_map: BoneMap
+    first: int
+    last: int
+    unit_scale: float  # metres per armature unit
+    action: bpy.types.Action | None = None  # sample this Action instead of the assigned one (Caption All)
+
+
+def plan_read(
+    obj: bpy.types.Object | None,
+    first: int,
+    last: int,
+    unit_scale: float = 0.0,
+    action: bpy.types.Action | None = None,
+) -> ReadPlan:
+    """Check that `obj` is an armature a bone map fits and that [first, last] has two frames or more.
 
     `unit_scale`: metres per armature unit; 0 uses the bone map's unit (1 for SMPL-named rigs).
     """
     if obj is None or obj.type != "ARMATURE":
         raise ValueError("select an armature")
-    bone_map = bone_map or rig_bone_map(b.name for b in obj.data.bones)
+    bone_map = rig_bone_map(b.name for b in armature_data(obj).bones)
     if bone_map is None:
         raise ValueError(f"{obj.name}: no bone map fits this armature's bone names (SMPL, CMU or cgspeed names)")
     if last - first < 1:
         raise ValueError(f"frame range {first}-{last} needs at least two frames")
-    names = bone_map.bones()
-    heads, tails, world = sample_bone_tracks(obj, names, first, last)
+    scale = unit_scale if unit_scale > 0 else bone_map.unit_to_metres
+    return ReadPlan(obj, bone_map, int(first), int(last), scale, action)
+
+
+def sample_bone_tracks_steps(
+    plan: ReadPlan, names: list[str], slice_s: float = SLICE_S
+) -> Steps[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Evaluated ((T, N, 3) heads, (T, N, 3) tails, (T, 4, 4) object matrices), armature space, frames first..last,
+    as many frames per slice as fit in `slice_s` (at least one).
+
+    `scene.frame_set` evaluates constraints, drivers, parents and NLA.
+    """
+    obj, scene = plan.obj, bpy.context.scene
+    bones = obj.pose.bones
+    index = [bones.find(n) for n in names]
+    lengths = np.array([armature_data(obj).bones[n].length for n in names])
+    count = plan.last - plan.first + 1
+    buf = np.empty(len(bones) * 16, np.float32)
+    matrices = np.empty((count, len(names), 4, 4))
+    world = np.empty((count, 4, 4))
+    t = 0
+    while t < count:
+        started = time.perf_counter()
+        with evaluation_scope(obj, plan.action):
+            while t < count:
+                scene.frame_set(plan.first + t)
+                bones.foreach_get("matrix", buf)
+                matrices[t] = buf.reshape(-1, 4, 4)[index].transpose(0, 2, 1)  # foreach_get is column-major
+                world[t] = np.array(obj.matrix_world)
+                t += 1
+                if time.perf_counter() - started > slice_s:
+                    break
+        yield t / count
+    heads = matrices[..., :3, 3]
+    tails = heads + matrices[..., :3, 1] * lengths[None, :, None]  # bone Y axis points head → tail
+    return heads, tails, world
+
+
+def sample_joints_steps(plan: ReadPlan, slice_s: float = SLICE_S) -> Steps[SampledMotion]:
+    """SMPL-22 joints of `plan.obj` over its frames through the fitting bone map, in slices."""
+    names = plan.bone_map.bones()
+    heads, tails, world = yield from sample_bone_tracks_steps(plan, names, slice_s)
     head_of = {n: heads[:, i] for i, n in enumerate(names)}
     tail_of = {n: tails[:, i] for i, n in enumerate(names)}
-    local = joints_from_bones(bone_map, head_of, tail_of)  # (T, 22, 3) armature space, Z-up
+    local = joints_from_bones(plan.bone_map, head_of, tail_of)  # (T, 22, 3) armature space, Z-up
     in_world = np.einsum("tab,tjb->tja", world[:, :3, :3], local) + world[:, None, :3, 3]
-    scale = unit_scale if unit_scale > 0 else bone_map.unit_to_metres
     fps = scene_fps(bpy.context.scene)
-    return SampledMotion(first, last, fps, axes.zup_to_yup(in_world) * scale, axes.zup_to_yup(local) * scale)
+    scale = plan.unit_scale
+    return SampledMotion(plan.first, plan.last, fps, axes.zup_to_yup(in_world) * scale, axes.zup_to_yup(local) * scale)
+
+
+def sample_joints(
+    obj: bpy.types.Object | None, first: int, last: int, unit_scale: float = 0.0, action: bpy.types.Action | None = None
+) -> SampledMotion:
+    """`sample_joints_steps` in one go (tests, benchmarks, scripts)."""
+    return run_steps(sample_joints_steps(plan_read(obj, first, last, unit_scale, action)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import bpy
 import numpy as np
 
@@ -9,6 +11,7 @@ from . import armature, rig_math
 from ._shared import fit_ground_transform, humanml3d
 from .action_io import Channels, write_track
 from .jobs import Job
+from .steps import Steps, run_steps
 
 PROP_PROMPT = "motiongpt3_prompt"
 PROP_SEED = "motiongpt3_seed"
@@ -28,7 +31,7 @@ def action_name(prompt: str, seed: int, candidate: int, candidates: int) -> str:
 
 def _target(job: Job) -> bpy.types.Object:
     obj = bpy.data.objects.get(job.target)
-    if not armature.is_smpl_armature(obj):
+    if obj is None or not armature.is_smpl_armature(obj):
         raise ValueError(f"the target armature {job.target!r} is gone or is not an SMPL-22 armature")
     return obj
 
@@ -40,82 +43,88 @@ def _motions(job: Job) -> np.ndarray:
     return motions
 
 
-def _new_action(name: str, job: Job, candidate: int) -> bpy.types.Action:
-    action = bpy.data.actions.new(name)
-    action.use_fake_user = True
-    action[PROP_GROUP] = job.request_id
-    action[PROP_CANDIDATE] = candidate
-    action[PROP_PROMPT] = str(job.params.get("prompt", job.kind))
-    action[PROP_SEED] = int(job.params.get("seed", 0))
-    return action
+@dataclass(frozen=True)
+class Take:
+    """One candidate ready to be keyed: its Action's name and the keys from scene frame `start` on."""
+
+    name: str
+    candidate: int
+    start: float
+    track: rig_math.PoseTrack
 
 
-def write_generated(job: Job) -> list[bpy.types.Action]:
-    """Each candidate → a new Action keyed from the start frame at the scene rate; the first one is assigned."""
+def prepare_steps(job: Job) -> Steps[list[Take]]:
+    """Everything before the keyframe write, in slices (decode, placement, IK, quaternions): plain numpy, run by the
+    timer across ticks so that the undo-registered write that follows is short. Captions need none."""
+    if job.kind == "caption":
+        return []
     obj = _target(job)
-    names = armature.JOINT_NAMES
-    heads, rotations = armature.bone_rest(obj, names)
+    heads, rotations = armature.bone_rest(obj, armature.JOINT_NAMES)
     motions = _motions(job)
     p = job.params
-    actions = []
+    takes = []
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
-        track = rig_math.pose_track(joints, p["fps"], heads, rotations, p.get("frames"), p.get("root_motion", True))
-        action = _new_action(action_name(p["prompt"], p["seed"], c, len(motions)), job, c)
-        actions.append((action, track))
-    for pb in obj.pose.bones:
-        pb.rotation_mode = "QUATERNION"
-    for action, track in reversed(actions):  # every candidate gets a slot for this object; the first stays assigned
-        write_track(Channels(obj, action), names, float(p["start_frame"]), track)
-    obj["motiongpt3_last_group"] = job.request_id
-    return [a for a, _ in actions]
-
-
-def write_spliced(job: Job) -> list[bpy.types.Action]:
-    """Predict / in-between: each candidate → a copy of the user's Action with only the generated span replaced.
-
-    The decoded motion starts at the origin facing +Z; it is placed onto the user's animation by the yaw +
-    translation that best fits its known frames (`params['known']`, 20 fps) to the frames that were read.
-    """
-    obj = _target(job)
-    names = armature.JOINT_NAMES
-    heads, rotations = armature.bone_rest(obj, names)
-    motions = _motions(job)
-    p = job.params
-    context = np.asarray(p["context_joints"])  # (K, 22, 3) armature space, Y-up, 20 fps
-    known = np.asarray(p["known"], dtype=bool)  # (K,) frames of the result that are the user's
-    source = bpy.data.actions.get(p.get("source_action") or "")
-    actions = []
-    for c in range(len(motions)):
-        joints = humanml3d.features_to_joints(motions[c])
+        if job.kind == "generate":
+            track = yield from rig_math.pose_track_steps(
+                joints, p["fps"], heads, rotations, p.get("frames"), p.get("root_motion", True)
+            )
+            name = action_name(p["prompt"], p["seed"], c, len(motions))
+            takes.append(Take(name, c, float(p["start_frame"]), track))
+            continue
+        # Predict / in-between: the decoded motion starts at the origin facing +Z; it is placed onto the user's
+        # animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the frames read.
+        context = np.asarray(p["context_joints"])  # (K, 22, 3) armature space, Y-up, 20 fps
+        known = np.asarray(p["known"], dtype=bool)  # (K,) frames of the result that are the user's
         shared = min(len(joints), len(context), len(known))
         fit = known[:shared]
         placed = fit_ground_transform(joints[:shared][fit], context[:shared][fit]).apply(joints)
-        track = rig_math.pose_track(placed, p["fps"], heads, rotations)
-        action = source.copy() if source is not None else bpy.data.actions.new("motion")
-        action.name = action_name(f"{p['prompt']} {source.name if source else ''}", p["seed"], c, len(motions))
-        action.use_fake_user = True
-        for key, value in (
-            (PROP_GROUP, job.request_id),
-            (PROP_CANDIDATE, c),
-            (PROP_PROMPT, p["prompt"]),
-            (PROP_SEED, p["seed"]),
-        ):
-            action[key] = value
-        actions.append((action, track))
-    for pb in obj.pose.bones:
-        pb.rotation_mode = "QUATERNION"
-    slot = p.get("source_slot")
-    first = float(p["first_frame"])
-    span = (float(p["span"][0]), float(p["span"][1]))
-    for action, track in reversed(actions):
+        track = yield from rig_math.pose_track_steps(placed, p["fps"], heads, rotations)
+        first, span = float(p["first_frame"]), (float(p["span"][0]), float(p["span"][1]))
         frames = first + np.arange(track.frames)
         inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
-        offset = int(np.argmax(inside))
         clipped = rig_math.PoseTrack(track.fps, track.quaternions[inside], track.root_locations[inside])
-        write_track(Channels(obj, action, slot), names, first + offset, clipped, span)
+        name = action_name(f"{p['prompt']} {p.get('source_action') or ''}", p["seed"], c, len(motions))
+        takes.append(Take(name, c, first + int(np.argmax(inside)), clipped))
+    return takes
+
+
+def _tag(action: bpy.types.Action, job: Job, take: Take) -> None:
+    action.use_fake_user = True
+    action[PROP_GROUP] = job.request_id
+    action[PROP_CANDIDATE] = take.candidate
+    action[PROP_PROMPT] = str(job.params.get("prompt", job.kind))
+    action[PROP_SEED] = int(job.params.get("seed", 0))
+
+
+def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
+    """The keyframe write (inside the undo-registered operator): each take → a new Action; the first is assigned.
+
+    Generate: Actions hold exactly the generated keys. Predict / in-between: each Action is a copy of the user's
+    Action with only the keys inside `params['span']` replaced (the user's Action itself is never modified).
+    """
+    obj = _target(job)
+    spliced = job.kind in ("predict", "inbetween")
+    source = bpy.data.actions.get(job.params.get("source_action") or "") if spliced else None
+    slot = job.params.get("source_slot") if spliced else None
+    span = (float(job.params["span"][0]), float(job.params["span"][1])) if spliced else None
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    actions = []
+    for take in takes:
+        action = source.copy() if source is not None else bpy.data.actions.new(take.name)
+        action.name = take.name
+        _tag(action, job, take)
+        actions.append(action)
+    for action, take in reversed(list(zip(actions, takes, strict=True))):  # the first one stays assigned
+        write_track(Channels(obj, action, slot), armature.JOINT_NAMES, take.start, take.track, span)
     obj["motiongpt3_last_group"] = job.request_id
-    return [a for a, _ in actions]
+    return actions
+
+
+def write_result(job: Job) -> list[bpy.types.Action]:
+    """Prepare (all slices at once) and write: for scripts and tests that do not go through the timer."""
+    return write_takes(job, run_steps(prepare_steps(job)))
 
 
 def store_caption(job: Job) -> str:

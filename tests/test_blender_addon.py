@@ -127,6 +127,17 @@ def _tick_until_idle(ticks: int = 5) -> None:
         operators.timer_tick()
 
 
+def _tick_until_settled(limit: int = 2000) -> int:
+    """Call the timer body until no main-thread work is waiting (read-back slices, preparing keys, the write);
+    returns the number of ticks."""
+    for ticks in range(1, limit + 1):
+        operators.timer_tick()
+        controller = operators.CONTROLLER
+        if not controller.tasks and not any(j.status in ("result", "ready") for j in controller.jobs.values()):
+            return ticks
+    raise AssertionError(f"still busy after {limit} ticks: {operators.CONTROLLER.summary()}")
+
+
 def test_smpl_armature_has_humanml3d_rest_names_parents_and_rolls(client) -> None:
     obj = armature.create_smpl_armature(bpy.context)
     bones = obj.data.bones
@@ -166,19 +177,19 @@ def test_generate_writes_new_actions_following_the_motion(client, clip_012314) -
     assert operators.CONTROLLER.summary()[1] == pytest.approx(0.3)
 
     writes_inside_operator = []
-    real_write = results.write_generated
+    real_write = results.write_takes
 
-    def spy(job):  # every write of a result must come from the UNDO-registered operator
+    def spy(job, takes):  # every write of a result must come from the UNDO-registered operator
         frames = [f.frame.f_code.co_name for f in inspect.stack()]
         writes_inside_operator.append("execute" in frames and frames.count("tick") == 1)
-        return real_write(job)
+        return real_write(job, takes)
 
-    results.write_generated = spy
+    results.write_takes = spy
     try:
         client.queue = [Event("result", request_id, {}, {"motions": motions})]
-        operators.timer_tick()
+        _tick_until_settled()
     finally:
-        results.write_generated = real_write
+        results.write_takes = real_write
     assert writes_inside_operator == [True]
     assert {"REGISTER", "UNDO"} <= operators.MOTION_OT_apply_result.bl_options
 
@@ -254,12 +265,14 @@ def test_caption_of_blender_imported_cmu_bvh_sends_the_cli_features(client, tmp_
     ) == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     assert bpy.ops.motion.caption() == {"FINISHED"}
+    assert client.sent == []  # the read-back runs in timer slices, not inside the button press
+    _tick_until_settled()
     request_id, kind, _, arrays = client.sent[-1]
     assert kind == "caption"
     np.testing.assert_allclose(arrays["features"], expected, atol=2e-4)
 
     client.queue = [Event("result", request_id, {"caption": "a person walks forward and stops"})]
-    operators.timer_tick()
+    _tick_until_settled()
     assert bpy.context.scene.motiongpt3.last_caption == "a person walks forward and stops"
     assert obj.animation_data.action[results.PROP_CAPTION] == "a person walks forward and stops"
 
@@ -273,20 +286,21 @@ def test_inbetween_fills_the_gap_and_keeps_the_users_frames(client, clip_012314)
         "src", "generate", obj.name, {"prompt": "user", "seed": 0, "fps": 20.0, "frames": 100, "start_frame": 1}
     )
     source_job.arrays = {"motions": clip_012314[0][None, :100]}
-    (user_action,) = results.write_generated(source_job)
+    (user_action,) = results.write_result(source_job)
     truth = _world_joints(obj, range(1, 101))
     before = _snapshot(user_action)
     settings = scene.motiongpt3
     scene.frame_start, scene.frame_end = 1, 100
     settings.gap_start, settings.gap_end = 40, 60
     assert bpy.ops.motion.inbetween() == {"FINISHED"}
+    _tick_until_settled()
     request_id, kind, _, arrays = client.sent[-1]
     assert kind == "inbetween" and arrays["features"].shape == (99, 263)
     known = arrays["known"].astype(bool)
     assert not known[39:60].any() and known[:39].all() and known[61:].all()
 
     client.queue = [Event("result", request_id, {}, {"motions": arrays["features"][None]})]
-    operators.timer_tick()
+    _tick_until_settled()
     filled = obj.animation_data.action
     assert filled != user_action and _snapshot(user_action) == before
     got = _world_joints(obj, range(1, 100))

@@ -82,19 +82,19 @@ def test_generate_end_to_end_with_a_real_backend(backend) -> None:
     )
     settings.use_current_frame, settings.start_frame = False, 5
     captured = {}
-    real_write = results.write_generated
+    real_write = results.write_takes
 
-    def keep(job):
+    def keep(job, takes):
         captured["motions"] = np.array(job.arrays["motions"])
-        return real_write(job)
+        return real_write(job, takes)
 
-    results.write_generated = keep
+    results.write_takes = keep
     try:
         assert bpy.ops.motion.generate() == {"FINISHED"}
         (job,) = operators.CONTROLLER.active()
         _drive(lambda: job.status in ("done", "error", "cancelled"))
     finally:
-        results.write_generated = real_write
+        results.write_takes = real_write
     assert job.status == "done", job.message
     obj = bpy.context.view_layer.objects.active
     action = obj.animation_data.action
