@@ -74,13 +74,15 @@ def connected_client(address: str, **options) -> Iterator[RecordingClient]:
         client.close()
 
 
-def wait_for(client: RecordingClient, predicate: Callable[[Event], bool], timeout_s: float = WAIT_S) -> Event:
-    """The first event in the client's history that satisfies `predicate`, polling until it comes (AssertionError
-    after timeout_s)."""
+def wait_for(
+    client: RecordingClient, predicate: Callable[[Event], bool], timeout_s: float = WAIT_S, since: int = 0
+) -> Event:
+    """The first event in the client's history (from index `since`) that satisfies `predicate`, polling until it
+    comes (AssertionError after timeout_s)."""
     deadline = time.monotonic() + timeout_s
     while True:
         client.poll()
-        for event in client.history:
+        for event in client.history[since:]:
             if predicate(event):
                 return event
         if time.monotonic() > deadline:

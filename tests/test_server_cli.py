@@ -1,0 +1,84 @@
+"""`motiongpt3 serve` as a real process on 127.0.0.1: killed mid-job, the client reports it within its timeout and
+recovers when the server returns; SIGTERM tells the client; clear refusals before anything is bound."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from serving import SLOW_STEPS, connected_client, final_of, running, wait_for
+
+from backend.cli import main
+from backend.cli_server import spawn_server
+from backend.model.checkpoint import save_safetensors
+from backend.model.config import tiny_config
+from backend.model.loading import build_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    model = build_model(tiny_config(), None, "random")
+    save_safetensors(model, model.config, path)
+    return path
+
+
+def serve(checkpoint: Path, bind: str = "tcp://127.0.0.1:*"):
+    return spawn_server(["--bind", bind, "--checkpoint", str(checkpoint), "--device", "cpu", "--threads", "1"])
+
+
+def long_job(client) -> str:
+    return client.submit("generate", {"text": "a long dance", "frames": 196, "candidates": 8, "steps": SLOW_STEPS})
+
+
+def test_a_killed_server_is_reported_and_the_client_recovers_when_it_returns(checkpoint):
+    first, address = serve(checkpoint)
+    timeout_s = 1.5
+    second = None
+    try:
+        with connected_client(address, heartbeat_s=0.2, timeout_s=timeout_s) as client:
+            assert client.request("hello", {}).fields["model"] == "tiny"
+            job = long_job(client)
+            running(client, job)
+            first.kill()  # SIGKILL: no goodbye
+            killed = time.monotonic()
+            wait_for(client, lambda e: e.type == "disconnected")
+            assert time.monotonic() - killed < timeout_s + 2.0  # the stated bound, with room for a loaded machine
+            assert (final_of(client, job).type, final_of(client, job).fields["code"]) == ("error", "disconnected")
+
+            second, _ = serve(checkpoint, bind=address)
+            wait_for(client, lambda e: e.type == "reconnected")
+            result = client.request("generate", {"text": "back again", "frames": 20, "steps": 2})
+            assert result.type == "result" and result.arrays["motions"].shape == (1, 20, 263)
+
+            job = long_job(client)
+            running(client, job)
+            since = len(client.history)
+            second.send_signal(signal.SIGTERM)  # graceful: the job and then the client are told
+            goodbye = wait_for(client, lambda e: e.type == "disconnected", since=since)
+            assert final_of(client, job).fields["code"] == "shutting_down"
+            assert "shutting down" in goodbye.fields["reason"]
+            assert second.wait(timeout=30) == 0
+    finally:
+        for child in (first, second):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait()
+
+
+def test_serve_refuses_a_public_address_without_keys(checkpoint, capsys):
+    assert main(["serve", "--bind", "tcp://0.0.0.0:5555", "--checkpoint", str(checkpoint)]) == 2
+    assert "motiongpt3 keys" in capsys.readouterr().err
+
+
+def test_serve_without_a_model_says_so(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("backend.model.loading.EMBEDDED_MODEL", tmp_path / "demo.safetensors")  # not built
+    assert main(["serve"]) == 2
+    error = capsys.readouterr().err
+    assert "demo model" in error and "--checkpoint" in error
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
+    assert "no such file" in capsys.readouterr().err
