@@ -61,19 +61,41 @@ class Channels:
             return fc
 
 
-def set_keys(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
-    """Replace all keys of `fc` by linear keys (frames[i], values[i])."""
+_LINEAR: int | None = None
+
+
+def _linear() -> int:
+    global _LINEAR
+    if _LINEAR is None:
+        _LINEAR = _enum_value("interpolation", "LINEAR")
+    return _LINEAR
+
+
+def key_columns(start_frame: float, track: PoseTrack) -> np.ndarray:
+    """(22·4 + 3, 2K) float32: per F-curve in `write_track` order (bones × w,x,y,z, then pelvis x,y,z) the keys as
+    interleaved (frame, value) pairs, ready for `foreach_set("co", ...)`. Plain numpy: computed before the write."""
+    k = track.frames
+    values = np.concatenate([track.quaternions.reshape(k, -1), track.root_locations], axis=1).T  # (91, K)
+    out = np.empty((len(values), k, 2), np.float32)
+    out[:, :, 0] = start_frame + np.arange(k)
+    out[:, :, 1] = values
+    return out.reshape(len(values), 2 * k)
+
+
+def set_keys(fc: bpy.types.FCurve, co: np.ndarray) -> None:
+    """Replace all keys of `fc` by linear keys; `co` is float32 interleaved (frame, value) pairs."""
     kp = fc.keyframe_points
     if len(kp):
         kp.clear()
-    kp.add(len(frames))
-    kp.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
-    kp.foreach_set("interpolation", np.full(len(frames), _enum_value("interpolation", "LINEAR"), np.int32))
+    kp.add(len(co) // 2)
+    kp.foreach_set("co", co)
+    kp.foreach_set("interpolation", np.full(len(co) // 2, _linear(), np.int32))
     fc.update()
 
 
-def splice_keys(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray, span: tuple[float, float]) -> None:
-    """Replace the keys of `fc` inside [span] by linear keys; keys outside keep value, interpolation and handles."""
+def splice_keys(fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, float]) -> None:
+    """Replace the keys of `fc` inside [span] by linear keys (`co_new`: interleaved (frame, value) pairs); keys
+    outside keep value, interpolation and handles."""
     kp = fc.keyframe_points
     n = len(kp)
     co, left, right = (np.empty(2 * n, np.float32) for _ in range(3))
@@ -84,20 +106,20 @@ def splice_keys(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray, sp
     kp.foreach_get("handle_right_type", right_type)
     keep = (co[0::2] < span[0] - 1e-4) | (co[0::2] > span[1] + 1e-4)
     k = int(keep.sum())
-    linear = _enum_value("interpolation", "LINEAR")
     auto = _enum_value("handle_left_type", "AUTO_CLAMPED")
-    new_co = np.column_stack([frames, values]).astype(np.float32)
+    new_co = co_new.reshape(-1, 2)
+    count = len(new_co)
     merged = {
         "co": np.concatenate([co.reshape(-1, 2)[keep], new_co]),
         "handle_left": np.concatenate([left.reshape(-1, 2)[keep], new_co]),
         "handle_right": np.concatenate([right.reshape(-1, 2)[keep], new_co]),
-        "interpolation": np.concatenate([interp[keep], np.full(len(frames), linear, np.int32)]),
-        "handle_left_type": np.concatenate([left_type[keep], np.full(len(frames), auto, np.int32)]),
-        "handle_right_type": np.concatenate([right_type[keep], np.full(len(frames), auto, np.int32)]),
+        "interpolation": np.concatenate([interp[keep], np.full(count, _linear(), np.int32)]),
+        "handle_left_type": np.concatenate([left_type[keep], np.full(count, auto, np.int32)]),
+        "handle_right_type": np.concatenate([right_type[keep], np.full(count, auto, np.int32)]),
     }
     order = np.argsort(merged["co"][:, 0], kind="stable")
     kp.clear()
-    kp.add(k + len(frames))
+    kp.add(k + count)
     for name, buf in merged.items():
         kp.foreach_set(name, np.ascontiguousarray(buf[order]).ravel())
     fc.update()
@@ -109,26 +131,23 @@ def write_track(
     start_frame: float,
     track: PoseTrack,
     span: tuple[float, float] | None = None,
+    columns: np.ndarray | None = None,
 ) -> None:
     """Quaternion keys for `bone_names` (SMPL order) and pelvis location keys from frame `start_frame` on.
 
     With `span`, keys of existing curves outside it are kept (predict / in-between into a copy of the user's
-    Action); without, each curve holds exactly the track.
+    Action); without, each curve holds exactly the track. `columns`: `key_columns(start_frame, track)` when
+    already computed (the write itself is then only Blender calls).
     """
-    frames = start_frame + np.arange(track.frames, dtype=np.float64)
-    for j, bone in enumerate(bone_names):
-        for i in range(4):
-            fc = channels.ensure(bone_path(bone, "rotation_quaternion"), i, bone)
-            if span is None:
-                set_keys(fc, frames, track.quaternions[:, j, i])
-            else:
-                splice_keys(fc, frames, track.quaternions[:, j, i], span)
-    for i in range(3):
-        fc = channels.ensure(bone_path(bone_names[0], "location"), i, bone_names[0])
+    columns = key_columns(start_frame, track) if columns is None else columns
+    paths = [(bone_path(b, "rotation_quaternion"), i, b) for b in bone_names for i in range(4)]
+    paths += [(bone_path(bone_names[0], "location"), i, bone_names[0]) for i in range(3)]
+    for (path, index, group), co in zip(paths, columns, strict=True):
+        fc = channels.ensure(path, index, group)
         if span is None:
-            set_keys(fc, frames, track.root_locations[:, i])
+            set_keys(fc, co)
         else:
-            splice_keys(fc, frames, track.root_locations[:, i], span)
+            splice_keys(fc, co, span)
 
 
 def all_fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:

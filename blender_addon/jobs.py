@@ -174,9 +174,11 @@ class Controller:
         return TICK_BUSY_S if self.active() else TICK_IDLE_S
 
     def _run_slices(self, started: float) -> None:
-        """Slices of the first task until `SLICE_S` has passed since `started` (always at least one slice)."""
+        """Slices of the first task while the next one (as long as the last) still fits in `SLICE_S` since `started`
+        (always at least one slice)."""
         while self.tasks:
             task = self.tasks[0]
+            slice_started = time.perf_counter()
             try:
                 progress = next(task.steps)
                 task.progress = task.progress if progress is None else progress
@@ -192,7 +194,8 @@ class Controller:
                     task.job.status, task.job.message = "error", message
                 self.last_error = message
                 return
-            if time.perf_counter() - started > SLICE_S:
+            now = time.perf_counter()
+            if (now - started) + (now - slice_started) > SLICE_S:
                 return
 
     def _handle(self, event: Any) -> None:

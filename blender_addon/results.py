@@ -9,7 +9,7 @@ import numpy as np
 
 from . import armature, rig_math
 from ._shared import fit_ground_transform, humanml3d
-from .action_io import Channels, write_track
+from .action_io import Channels, key_columns, write_track
 from .jobs import Job
 from .steps import Steps, run_steps
 
@@ -51,6 +51,7 @@ class Take:
     candidate: int
     start: float
     track: rig_math.PoseTrack
+    columns: np.ndarray  # `key_columns(start, track)`: the keys as the write hands them to Blender
 
 
 def prepare_steps(job: Job) -> Steps[list[Take]]:
@@ -70,7 +71,8 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
                 joints, p["fps"], heads, rotations, p.get("frames"), p.get("root_motion", True)
             )
             name = action_name(p["prompt"], p["seed"], c, len(motions))
-            takes.append(Take(name, c, float(p["start_frame"]), track))
+            start = float(p["start_frame"])
+            takes.append(Take(name, c, start, track, key_columns(start, track)))
             continue
         # Predict / in-between: the decoded motion starts at the origin facing +Z; it is placed onto the user's
         # animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the frames read.
@@ -85,7 +87,8 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
         inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
         clipped = rig_math.PoseTrack(track.fps, track.quaternions[inside], track.root_locations[inside])
         name = action_name(f"{p['prompt']} {p.get('source_action') or ''}", p["seed"], c, len(motions))
-        takes.append(Take(name, c, first + int(np.argmax(inside)), clipped))
+        start = first + int(np.argmax(inside))
+        takes.append(Take(name, c, start, clipped, key_columns(start, clipped)))
     return takes
 
 
@@ -117,7 +120,7 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
         _tag(action, job, take)
         actions.append(action)
     for action, take in reversed(list(zip(actions, takes, strict=True))):  # the first one stays assigned
-        write_track(Channels(obj, action, slot), armature.JOINT_NAMES, take.start, take.track, span)
+        write_track(Channels(obj, action, slot), armature.JOINT_NAMES, take.start, take.track, span, take.columns)
     obj["motiongpt3_last_group"] = job.request_id
     return actions
 
