@@ -30,7 +30,8 @@ from zmq.utils.monitor import parse_monitor_message
 
 from shared.protocol import DEFAULT_ADDRESS, FINAL_REPLY_TYPES, Message, ProtocolError, decode_reply, encode
 
-MAX_MESSAGES_PER_POLL = 256  # bounds the time one poll() can take when a burst has arrived
+MAX_MESSAGES_PER_POLL = 256  # with the time budget, bounds one poll() when a burst has arrived
+POLL_BUDGET_S = 0.004  # poll() stops reading after this long; the rest waits for the next call
 CLIENT_NAME = "motiongpt3-client"
 _HANDSHAKE_FAILURES = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the server refused this client's key",
@@ -238,12 +239,15 @@ class MotionClient:
     def _pump(self) -> list[Event]:
         """Read what has arrived, then run the liveness clock; never waits."""
         events: list[Event] = []
+        stop_at = time.monotonic() + POLL_BUDGET_S
         for _ in range(MAX_MESSAGES_PER_POLL):
             try:
                 frames = self._socket.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 break
             self._on_message(frames, events)
+            if time.monotonic() > stop_at:
+                break
         self._read_monitor()
         now = time.monotonic()
         if self._awaiting_since is not None and now - self._awaiting_since > self.timeout_s:
