@@ -177,7 +177,8 @@ class Controller:
         """Slices of the first task while the next one (as long as the last) still fits in `SLICE_S` since `started`
         (always at least one slice)."""
         while self.tasks:
-            task = self.tasks[0]
+            # A result being prepared goes before reading animation (it is nearly done; a long read must not hold it).
+            task = next((t for t in self.tasks if t.job is not None), self.tasks[0])
             slice_started = time.perf_counter()
             try:
                 progress = next(task.steps)

@@ -104,13 +104,17 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
     """The keyframe write (inside the undo-registered operator): each take → a new Action; the first is assigned.
 
     Generate: Actions hold exactly the generated keys. Predict / in-between: each Action is a copy of the user's
-    Action with only the keys inside `params['span']` replaced (the user's Action itself is never modified).
+    Action with only the keys inside `params['span']` replaced. The user's Action itself is never modified; when the
+    armature was its only user it gets a fake user (Blender drops Actions without users when saving).
     """
     obj = _target(job)
     spliced = job.kind in ("predict", "inbetween")
     source = bpy.data.actions.get(job.params.get("source_action") or "") if spliced else None
     slot = job.params.get("source_slot") if spliced else None
     span = (float(job.params["span"][0]), float(job.params["span"][1])) if spliced else None
+    previous = obj.animation_data.action if obj.animation_data is not None else None
+    if previous is not None and previous.users <= 1:
+        previous.use_fake_user = True  # it loses its only user now: without one, saving the file would drop it
     for pb in obj.pose.bones:
         pb.rotation_mode = "QUATERNION"
     actions = []

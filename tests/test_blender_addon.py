@@ -13,11 +13,12 @@ import pytest
 from reference import REFERENCE_DATA
 
 import blender_addon
-from blender_addon import armature, operators, results
-from blender_addon.action_io import all_fcurves
-from shared.motion.axes import yup_to_zup
+from blender_addon import armature, jobs, operators, results
+from blender_addon.action_io import all_fcurves, assign_action
+from shared.motion.axes import yup_to_zup, zup_to_yup
 from shared.motion.humanml3d import features_to_joints
 from shared.motion.ik import forward_kinematics
+from shared.motion.pipeline import encode_joints
 from shared.motion.resample import resample_linear
 from shared.motion.skeleton import JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
@@ -318,3 +319,210 @@ def test_inbetween_fills_the_gap_and_keeps_the_users_frames(client, clip_012314)
             )
         inside = frames_after[~keep_after]
         np.testing.assert_array_equal(inside, np.arange(40, 61))  # the gap holds one new key per frame
+
+
+def _user_clip_armature(clip_features: np.ndarray, frames: int) -> tuple[bpy.types.Object, bpy.types.Action]:
+    """An SMPL-22 armature whose assigned Action holds a real motion (HumanML3D clip) keyed on frames 1..`frames`."""
+    obj = armature.create_smpl_armature(bpy.context)
+    source_job = operators.Job(
+        "src", "generate", obj.name, {"prompt": "user", "seed": 0, "fps": 20.0, "frames": frames, "start_frame": 1}
+    )
+    source_job.arrays = {"motions": clip_features[None, : frames + 1]}
+    (user_action,) = results.write_result(source_job)
+    user_action.name = "user take"
+    return obj, user_action
+
+
+def _assert_keys_equal_outside(after: dict, before: dict, span: tuple[float, float]) -> None:
+    """Every key of `before` outside `span` is in `after` with the same frame, value and interpolation."""
+    for key, fields in before.items():
+        frames_before, frames_after = fields["co"][0::2], after[key]["co"][0::2]
+        keep_before = (frames_before < span[0]) | (frames_before > span[1])
+        keep_after = (frames_after < span[0]) | (frames_after > span[1])
+        for name in ("co", "interpolation"):
+            width = 2 if name == "co" else 1
+            np.testing.assert_array_equal(
+                after[key][name].reshape(-1, width)[keep_after], fields[name].reshape(-1, width)[keep_before]
+            )
+
+
+def test_predict_keeps_the_users_frames_and_continues_the_motion(client, clip_012314) -> None:
+    """The scripted backend continues the clip with the clip itself (prefix kept, as the real one does): the new
+    Action must hold the user's keys before (and after) the predicted span unchanged and follow the true motion."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 20, 1.0
+    obj, user_action = _user_clip_armature(clip_012314[0], 100)
+    truth = _world_joints(obj, range(1, 101))
+    before, user_keys = _snapshot(user_action), _keys(user_action)
+    settings = scene.motiongpt3
+    scene.frame_start, scene.frame_end, settings.predict_frames = 1, 60, 30
+    assert bpy.ops.motion.predict() == {"FINISHED"}
+    _tick_until_settled()
+    request_id, kind, fields, arrays = client.sent[-1]
+    assert kind == "predict" and fields["frames"] == 31 and arrays["features"].shape == (59, 263)
+    client.queue = [Event("result", request_id, {}, {"motions": clip_012314[0][None, :90]})]
+    _tick_until_settled()
+
+    predicted = obj.animation_data.action
+    assert predicted not in (None, user_action) and predicted.use_fake_user
+    assert _snapshot(user_action) == before  # the user's Action itself is untouched
+    after = _keys(predicted)
+    _assert_keys_equal_outside(after, user_keys, (61, 90))  # frames 1..60 and 91..100: the user's keys, exactly
+    for fields_after in after.values():
+        frames = fields_after["co"][0::2]
+        np.testing.assert_array_equal(frames[(frames >= 61) & (frames <= 90)], np.arange(61, 91))
+    got = _world_joints(obj, range(1, 101))
+    np.testing.assert_array_equal(got[:60], truth[:60])  # the context frames are exactly the user's pose
+    np.testing.assert_allclose(got[60:90, 0], truth[60:90, 0], atol=0.02)  # continued as the motion continues
+
+
+def test_candidates_become_actions_and_the_switcher_assigns_them(client, clip_012314) -> None:
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 20, 1.0
+    scene.frame_current = 1
+    obj, original = _user_keyed_armature()
+    before = _snapshot(original)
+    settings = scene.motiongpt3
+    settings.prompt, settings.length_unit, settings.frames, settings.seed, settings.candidates = (
+        "a hop",
+        "FRAMES",
+        40,
+        5,
+        3,
+    )
+    assert bpy.ops.motion.generate() == {"FINISHED"}
+    request_id = client.sent[-1][0]
+    clips = clip_012314[0]
+    motions = np.stack([clips[0:40], clips[60:100], clips[120:160]]).astype(np.float32)
+    actions_before = set(bpy.data.actions)
+    client.queue = [Event("result", request_id, {}, {"motions": motions})]
+    _tick_until_settled()
+    new = sorted(set(bpy.data.actions) - actions_before, key=lambda a: a.name)
+    assert [a.name for a in new] == [f"a hop · seed 5 · {k}/3" for k in (1, 2, 3)]
+    assert all(a.use_fake_user for a in new)
+    assert [a[results.PROP_CANDIDATE] for a in new] == [0, 1, 2]
+    assert {a[results.PROP_GROUP] for a in new} == {request_id} == {obj["motiongpt3_last_group"]}
+    assert obj.animation_data.action == new[0]
+    # The replaced Action keeps a user (fake user), so saving the file does not drop it.
+    assert original.use_fake_user and original.name in bpy.data.actions
+    candidate_keys = {a.name: _snapshot(a) for a in new}
+
+    def pelvis_follows(k: int) -> None:
+        expected = yup_to_zup(features_to_joints(motions[k])[:40, 0])
+        got = _world_joints(obj, range(1, 41))[:, 0]
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+    pelvis_follows(0)
+    bpy.context.view_layer.objects.active = obj
+    for k in (1, 2, 0):
+        assert bpy.ops.motion.use_candidate(action=new[k].name) == {"FINISHED"}
+        assert obj.animation_data.action == new[k]
+        pelvis_follows(k)
+    assert bpy.ops.motion.use_candidate(action=original.name) == {"FINISHED"}
+    assert obj.animation_data.action == original
+    assert _snapshot(original) == before  # switching never modifies any Action
+    assert {a.name: _snapshot(a) for a in new} == candidate_keys
+
+
+def _library_armature() -> tuple[bpy.types.Object, list[bpy.types.Action], bpy.types.Action]:
+    """An SMPL-22 armature with three hand-keyed Actions (the first assigned) and one Action of another rig."""
+    obj = armature.create_smpl_armature(bpy.context)
+    library = []
+    for k, (length, lift) in enumerate(((24, 0.2), (30, 0.5), (36, 0.8))):
+        action = bpy.data.actions.new(f"mocap {k}")
+        action.use_fake_user = True
+        assign_action(obj, action)
+        pelvis = obj.pose.bones["pelvis"]
+        for frame, z in ((1, 0.0), (length, lift)):
+            pelvis.location = (0.1 * k, 0.0, z)
+            pelvis.keyframe_insert("location", frame=frame)
+        library.append(action)
+    other = bpy.data.actions.new("camera move")
+    other.use_fake_user = True
+    camera = bpy.data.objects.new("cam", None)
+    bpy.context.scene.collection.objects.link(camera)
+    camera.location = (0.0, 0.0, 0.0)
+    camera.keyframe_insert("location", frame=1)
+    camera.location = (1.0, 0.0, 0.0)
+    camera.keyframe_insert("location", frame=10)
+    camera.animation_data.action.name = "camera move"
+    assign_action(obj, library[0])
+    return obj, library, bpy.data.actions["camera move"]
+
+
+def _oracle_features(obj: bpy.types.Object, action: bpy.types.Action) -> np.ndarray:
+    """Features of `action` on `obj` by an independent read: assign, FK through frame_set + pose-bone heads."""
+    anim = obj.animation_data
+    previous = anim.action
+    assign_action(obj, action)
+    first, last = (round(f) for f in action.frame_range)
+    joints = zup_to_yup(_world_joints(obj, range(first, last + 1)))
+    assign_action(obj, previous)
+    return encode_joints(joints, float(bpy.context.scene.render.fps))
+
+
+def test_caption_all_labels_every_action_of_the_armature(client, monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "SLICE_S", 0.0)  # one slice per tick: the batch spreads over many ticks
+    scene = bpy.context.scene
+    scene.render.fps = 20
+    obj, library, other = _library_armature()
+    oracle = {a.name: _oracle_features(obj, a) for a in library}
+    scene.frame_set(7)
+    snapshots = {a.name: _snapshot(a) for a in [*library, other]}
+    assert bpy.ops.motion.caption_all() == {"FINISHED"}
+    ticks = 0
+    while operators.CONTROLLER.tasks:
+        operators.timer_tick()
+        ticks += 1
+        # Between ticks the scene is as the user left it: frame, assigned Action.
+        assert scene.frame_current == 7 and obj.animation_data.action == library[0]
+    assert ticks > 3
+    assert [kind for _, kind, _, _ in client.sent] == ["caption"] * 3  # the camera's Action is not the rig's
+    captions = {}
+    for request_id, _, _, arrays in client.sent:  # which Action each request carries, by its features
+        (name,) = [n for n, f in oracle.items() if f.shape == arrays["features"].shape]
+        np.testing.assert_allclose(arrays["features"], oracle[name], atol=1e-4)
+        captions[request_id] = f"caption of {name}"
+    assert len(set(captions.values())) == 3
+    for done, (request_id, caption) in enumerate(captions.items()):
+        assert operators.CONTROLLER.summary()[:2] == (f"captioning {done}/3 Actions", pytest.approx(done / 3))
+        client.queue = [Event("result", request_id, {"caption": caption})]
+        _tick_until_settled()
+    for action in library:
+        assert action[results.PROP_CAPTION] == f"caption of {action.name}"
+    assert results.PROP_CAPTION not in other
+    assert {a.name: _snapshot(a) for a in [*library, other]} == snapshots  # captions only: no key changed
+
+
+def test_cancel_mid_batch_leaves_the_remaining_actions_untouched(client, monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "SLICE_S", 0.0)
+    scene = bpy.context.scene
+    scene.render.fps, scene.frame_current = 20, 3
+    obj, library, _ = _library_armature()
+    snapshots = {a.name: _snapshot(a) for a in library}
+    assert bpy.ops.motion.caption_all() == {"FINISHED"}
+    while len(client.sent) < 2:
+        operators.timer_tick()
+    assert len(client.sent) == 2 and operators.CONTROLLER.tasks  # the third Action is not sent yet
+    first, second = client.sent[0][0], client.sent[1][0]
+    client.queue = [Event("result", first, {"caption": "first caption"})]
+    _tick_until_settled_or_reading(first)
+    assert bpy.ops.motion.cancel() == {"FINISHED"}
+    assert second in client.cancelled and not operators.CONTROLLER.tasks
+    client.queue = [Event("result", second, {"caption": "too late"})]  # arrives after the cancel
+    _tick_until_idle()
+    assert len(client.sent) == 2  # nothing more is read or sent
+    captioned = [a for a in library if results.PROP_CAPTION in a]
+    assert len(captioned) == 1 and captioned[0][results.PROP_CAPTION] == "first caption"
+    assert {a.name: _snapshot(a) for a in library} == snapshots
+    assert scene.frame_current == 3 and obj.animation_data.action == library[0]
+    assert operators.CONTROLLER.summary()[0] == "idle"
+
+
+def _tick_until_settled_or_reading(request_id: str, limit: int = 100) -> None:
+    """Tick until the job `request_id` is done (other main-thread work may still be waiting)."""
+    for _ in range(limit):
+        operators.timer_tick()
+        if operators.CONTROLLER.jobs[request_id].status == "done":
+            return
+    raise AssertionError(operators.CONTROLLER.jobs[request_id].message)
