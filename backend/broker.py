@@ -22,7 +22,7 @@ from typing import Any
 
 import zmq
 
-from backend.endpoint import RecentClients, bind_router, send_frames, send_message
+from backend.endpoint import RecentClients, bind_router, run_loop, send_frames, send_message
 from backend.security import DEFAULT_ADDRESS, check_bind
 from backend.server import CONTROL, backend_version, process_rss_bytes
 from shared.protocol import (
@@ -117,33 +117,12 @@ class Broker:
     # ------------------------------------------------------------------------------------------ loop
 
     def _loop(self, front: zmq.Socket, back: zmq.Socket) -> None:
-        poller = zmq.Poller()
-        poller.register(front, zmq.POLLIN)
-        poller.register(back, zmq.POLLIN)
-        next_tick = 0.0
-        while not self._stop_requested.is_set():
-            now = time.monotonic()
-            if now >= next_tick:
-                self._expire_workers(front, now)
-                next_tick = now + self.config.heartbeat_s
-            ready = dict(poller.poll(timeout=100))
-            if back in ready:
-                self._drain(back, lambda frames: self._on_worker(front, back, frames))
-            if front in ready:
-                self._drain(front, lambda frames: self._on_client(front, back, frames))
+        handlers = {
+            back: lambda frames: self._on_worker(front, back, frames),
+            front: lambda frames: self._on_client(front, back, frames),
+        }
+        run_loop(self._stop_requested, handlers, lambda now: self._expire_workers(front, now), self.config.heartbeat_s)
         self._shutdown(front, back)
-
-    @staticmethod
-    def _drain(socket: zmq.Socket, handle: Any) -> None:
-        for _ in range(1000):
-            try:
-                frames = socket.recv_multipart(flags=zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                handle(frames)
-            except Exception:  # a bug here must not take the broker down
-                log.exception("broker")
 
     def _on_client(self, front: zmq.Socket, back: zmq.Socket, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]

@@ -4,7 +4,10 @@ never block, and the recent client identities that a shutdown notice goes to."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ from shared.protocol import Limits, Message, encode
 log = logging.getLogger("motiongpt3.server")
 
 HARD_FRAME_LIMIT_FACTOR = 4  # a frame over 4x the message limit drops the connection (no answer is possible)
+READS_PER_TURN = 1000  # messages taken from one socket before the loop looks at the others again
+
+Handler = Callable[[list[bytes]], None]
 
 
 def bind_router(
@@ -69,3 +75,31 @@ class RecentClients:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def drain(socket: zmq.Socket, handle: Handler) -> None:
+    """Hand the socket's waiting messages (a bounded number) to `handle`; a failing handler is logged, never fatal."""
+    for _ in range(READS_PER_TURN):
+        try:
+            frames = socket.recv_multipart(flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            handle(frames)
+        except Exception:  # a bug in one message's handling must not take the service down
+            log.exception("handling a message")
+
+
+def run_loop(stop: threading.Event, handlers: dict[zmq.Socket, Handler], tick: Callable[[float], None], tick_s: float):
+    """Until `stop` is set: route each socket's messages to its handler, and call tick(now) every tick_s."""
+    poller = zmq.Poller()
+    for socket in handlers:
+        poller.register(socket, zmq.POLLIN)
+    next_tick = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= next_tick:
+            tick(now)
+            next_tick = now + tick_s
+        for socket, _ in poller.poll(timeout=100):
+            drain(socket, handlers[socket])

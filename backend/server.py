@@ -27,7 +27,7 @@ from typing import Any
 
 import zmq
 
-from backend.endpoint import RecentClients, bind_router, send_frames, send_message
+from backend.endpoint import RecentClients, bind_router, drain, run_loop, send_frames, send_message
 from backend.inference import GenerationCancelled, TaskControl
 from backend.jobs import DuplicateJob, Job, JobTable, QueueFull
 from backend.security import DEFAULT_ADDRESS
@@ -47,7 +47,6 @@ from shared.protocol import (
 log = logging.getLogger("motiongpt3.server")
 
 CONTROL = b""  # identity frame of broker <-> worker control messages
-READS_PER_TURN = 1000  # messages handled before the I/O loop looks at the worker's pipe again
 
 
 @dataclass(frozen=True)
@@ -174,25 +173,8 @@ class Server:
     # ------------------------------------------------------------------------------------------ I/O thread
 
     def _io_loop(self, front: zmq.Socket, events: zmq.Socket) -> None:
-        poller = zmq.Poller()
-        poller.register(front, zmq.POLLIN)
-        poller.register(events, zmq.POLLIN)
-        next_tick = 0.0
-        while not self._stop_requested.is_set():
-            now = time.monotonic()
-            if now >= next_tick:
-                self._tick(front, now)
-                next_tick = now + self.config.heartbeat_s
-            ready = dict(poller.poll(timeout=100))
-            if events in ready:
-                self._forward(events, front)
-            if front in ready:
-                for _ in range(READS_PER_TURN):
-                    try:
-                        frames = front.recv_multipart(flags=zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._on_frames(front, frames)
+        handlers = {events: lambda frames: self._forward(front, frames), front: lambda f: self._on_frames(front, f)}
+        run_loop(self._stop_requested, handlers, lambda now: self._tick(front, now), self.config.heartbeat_s)
         self._shutdown(front, events)
 
     def _tick(self, front: zmq.Socket, now: float) -> None:
@@ -210,14 +192,10 @@ class Server:
         send_message(front, identity, message)
         self.stats["replies"] += 1
 
-    def _forward(self, events: zmq.Socket, front: zmq.Socket) -> None:
-        while True:
-            try:
-                frames = events.recv_multipart(flags=zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if self._notify or not self._stop_requested.is_set():
-                send_frames(front, frames)
+    def _forward(self, front: zmq.Socket, frames: list[bytes]) -> None:
+        """An event from the worker thread, on to its client (dropped after a stop without notice)."""
+        if self._notify or not self._stop_requested.is_set():
+            send_frames(front, frames)
 
     def _on_frames(self, front: zmq.Socket, frames: list[bytes]) -> None:
         identity, body = frames[0], frames[1:]
@@ -305,10 +283,11 @@ class Server:
                 self._send(front, job.identity, error_message("shutting_down", notice, None, job.request.id))
         worker = self._threads[1]
         deadline = time.monotonic() + self.config.stop_timeout_s
+        forward = lambda frames: self._forward(front, frames)  # noqa: E731
         while worker.is_alive() and time.monotonic() < deadline:
             if events.poll(timeout=50):
-                self._forward(events, front)
-        self._forward(events, front)
+                drain(events, forward)
+        drain(events, forward)
         for job in running:  # still running after the timeout: answer for the worker
             if self._jobs.finish(job) and notify:
                 self._send(front, job.identity, error_message("shutting_down", notice, None, job.request.id))

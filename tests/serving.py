@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 import torch
 
 from backend import inference
@@ -31,6 +32,24 @@ def tiny_model():
     with torch.no_grad():
         model.fake_latent.normal_()
     return model
+
+
+@pytest.fixture(scope="module", name="model")
+def model_fixture():
+    """The tiny model, run on one torch thread (tiny tensors; two threads stall each other on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tiny_model()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(name="gate")
+def gate_fixture(monkeypatch):
+    """A Gate installed in place of text_to_motion for the test (opened at the end)."""
+    gate = Gate(inference.text_to_motion)
+    monkeypatch.setattr(inference, "text_to_motion", gate)
+    yield gate
+    gate.release()
 
 
 def oracle_copy(model):

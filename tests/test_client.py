@@ -8,10 +8,18 @@ import time
 
 import numpy as np
 import pytest
-import torch
-from serving import GATED_TEXT, Gate, clip, connected_client, final_of, running, running_server, tiny_model, wait_for
+from serving import (
+    GATED_TEXT,
+    clip,
+    connected_client,
+    final_of,
+    gate_fixture,  # noqa: F401  (pytest fixture "gate")
+    model_fixture,  # noqa: F401  (pytest fixture "model")
+    running,
+    running_server,
+    wait_for,
+)
 
-from backend import inference, server_tasks
 from backend.server import Server, ServerConfig
 from shared.client import MotionClient
 
@@ -22,22 +30,6 @@ def free_loopback_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_model()
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def gate(monkeypatch):
-    gate = Gate(inference.text_to_motion)
-    monkeypatch.setattr(server_tasks.inference, "text_to_motion", gate)
-    yield gate
-    gate.release()
 
 
 def test_arguments_are_checked():

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import zmq
-from serving import WAIT_S, running_server, tiny_model
+from serving import (
+    WAIT_S,
+    model_fixture,  # noqa: F401  (pytest fixture "model")
+    running_server,
+)
 
 from shared.protocol import (
     DEFAULT_LIMITS,
@@ -115,14 +118,6 @@ def test_every_example_decodes_as_documented_and_every_type_has_one():
         assert decode_reply(frames_of(reply)).type == reply["type"]
     documented = {m["type"] for m in requests} | {r["type"] for docs in replies.values() for r in docs}
     assert documented >= set(REQUEST_TYPES) | set(REPLY_TYPES)
-
-
-@pytest.fixture(scope="module")
-def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_model()
-    torch.set_num_threads(threads)
 
 
 def receive(socket: zmq.Socket) -> Message:

@@ -8,22 +8,21 @@ import time
 
 import numpy as np
 import pytest
-import torch
 import zmq
 from serving import (
     GATED_TEXT,
     LOOPBACK_ANY_PORT,
     SLOW_STEPS,
-    Gate,
     RecordingClient,
     clip,
     connected_client,
     final_of,
+    gate_fixture,  # noqa: F401  (pytest fixture "gate")
+    model_fixture,  # noqa: F401  (pytest fixture "model")
     oracle_copy,
     queued,
     running,
     running_server,
-    tiny_model,
     wait_for,
 )
 
@@ -35,14 +34,6 @@ from shared.client import MotionClient
 from shared.protocol import DEFAULT_ADDRESS, FINAL_REPLY_TYPES, JOB_TYPES, Message, decode_reply, encode
 
 STEPS = 6  # diffusion steps of the quick requests
-
-
-@pytest.fixture(scope="module")
-def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_model()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +51,6 @@ def server(model):
 def client(server):
     with connected_client(server.address, heartbeat_s=0.2) as client:
         yield client
-
-
-@pytest.fixture
-def gate(monkeypatch):
-    gate = Gate(inference.text_to_motion)
-    monkeypatch.setattr(server_tasks.inference, "text_to_motion", gate)
-    yield gate
-    gate.release()
 
 
 def motions(event) -> np.ndarray:

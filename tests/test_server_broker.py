@@ -11,15 +11,14 @@ from serving import (
     GATED_TEXT,
     LOOPBACK_ANY_PORT,
     WAIT_S,
-    Gate,
     connected_client,
     final_of,
+    gate_fixture,  # noqa: F401  (pytest fixture "gate")
     running,
     tiny_model,
     wait_for,
 )
 
-from backend import inference, server_tasks
 from backend.broker import Broker, BrokerConfig
 from backend.server import Server, ServerConfig
 
@@ -28,18 +27,11 @@ HEARTBEAT_S = 0.1
 
 @pytest.fixture(scope="module")
 def models():
+    """Two workers, one model each (as one process each would have)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield [tiny_model(), tiny_model()]
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def gate(monkeypatch):
-    gate = Gate(inference.text_to_motion)
-    monkeypatch.setattr(server_tasks.inference, "text_to_motion", gate)
-    yield gate
-    gate.release()
 
 
 @pytest.fixture

@@ -9,10 +9,13 @@ import random
 from collections.abc import Callable
 
 import numpy as np
-import pytest
-import torch
 import zmq
-from serving import connected_client, oracle_copy, running_server, tiny_model
+from serving import (
+    connected_client,
+    model_fixture,  # noqa: F401  (pytest fixture "model")
+    oracle_copy,
+    running_server,
+)
 
 from backend import inference
 from shared.protocol import DEFAULT_LIMITS, REPLY_TYPES, REQUEST_TYPES, Message, decode_reply, encode
@@ -313,14 +316,6 @@ def dealers(context: zmq.Context, address: str, count: int, prefix: str) -> list
         socket.connect(address)
         sockets.append(socket)
     return sockets
-
-
-@pytest.fixture(scope="module")
-def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_model()
-    torch.set_num_threads(threads)
 
 
 def test_hostile_messages_get_typed_answers_and_the_server_still_serves(model):

@@ -5,21 +5,17 @@ from __future__ import annotations
 import stat
 
 import pytest
-import torch
 import zmq.auth
-from serving import connected_client, running_server, tiny_model, wait_for
+from serving import (
+    connected_client,
+    model_fixture,  # noqa: F401  (pytest fixture "model")
+    running_server,
+    wait_for,
+)
 
 from backend.cli import main
 from backend.security import check_bind
 from shared.client import load_public_key
-
-
-@pytest.fixture(scope="module")
-def model():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_model()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
