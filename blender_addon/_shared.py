@@ -6,19 +6,27 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
-    from .shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
-    from .shared.motion.align import GroundTransform, fit_ground_transform
-    from .shared.motion.bone_map import BoneMap
-    from .shared.motion.pipeline import encode_joints
-    from .shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
-except ImportError:  # source tree (tests, type checking): the repo root is on sys.path
-    from shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton  # type: ignore[no-redef]
-    from shared.motion.align import GroundTransform, fit_ground_transform  # type: ignore[no-redef]
-    from shared.motion.bone_map import BoneMap  # type: ignore[no-redef]
-    from shared.motion.pipeline import encode_joints  # type: ignore[no-redef]
-    from shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map  # type: ignore[no-redef]
+if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
+    from shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+    from shared.motion.align import GroundTransform, fit_ground_transform
+    from shared.motion.bone_map import BoneMap
+    from shared.motion.pipeline import encode_joints
+    from shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
+else:
+    try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
+        from .shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+        from .shared.motion.align import GroundTransform, fit_ground_transform
+        from .shared.motion.bone_map import BoneMap
+        from .shared.motion.pipeline import encode_joints
+        from .shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
+    except ImportError:  # source tree (tests): the repo root is on sys.path
+        from shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+        from shared.motion.align import GroundTransform, fit_ground_transform
+        from shared.motion.bone_map import BoneMap
+        from shared.motion.pipeline import encode_joints
+        from shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
 
 
 def client_module() -> ModuleType:

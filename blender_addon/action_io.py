@@ -6,7 +6,7 @@ BLENDER_NOTES.md §3: on 4.4+ an Action needs a slot, a layer, a keyframe strip 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -17,7 +17,8 @@ ROOT_BONE = "pelvis"
 
 
 def _enum_value(prop: str, item: str) -> int:
-    return bpy.types.Keyframe.bl_rna.properties[prop].enum_items[item].value
+    enum = cast(bpy.types.EnumProperty, bpy.types.Keyframe.bl_rna.properties[prop])
+    return enum.enum_items[item].value
 
 
 def bone_path(bone: str, prop: str) -> str:
@@ -40,7 +41,7 @@ class Channels:
             anim.action_slot = slot
             layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
             strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
-            self.bag = strip.channelbag(slot, ensure=True)
+            self.bag = cast(bpy.types.ActionKeyframeStrip, strip).channelbag(slot, ensure=True)
             self.fcurves: Any = self.bag.fcurves
         else:  # 4.2/4.3: legacy F-curves on the Action
             anim.action = action
@@ -154,7 +155,8 @@ def all_fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:
     """Every F-curve of an Action: all channelbags of all layers (4.4+) or `action.fcurves` (4.2/4.3)."""
     if not hasattr(action, "layers"):
         return list(action.fcurves)
-    return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves]
+    strips = [cast(bpy.types.ActionKeyframeStrip, strip) for layer in action.layers for strip in layer.strips]
+    return [fc for strip in strips for bag in strip.channelbags for fc in bag.fcurves]
 
 
 def action_bone_names(action: bpy.types.Action) -> set[str]:
@@ -173,6 +175,21 @@ def armature_data(obj: bpy.types.Object) -> bpy.types.Armature:
     if not isinstance(data, bpy.types.Armature):
         raise ValueError(f"{obj.name} is not an armature")
     return data
+
+
+def pose_bones(obj: bpy.types.Object) -> bpy.types.bpy_prop_collection[bpy.types.PoseBone]:
+    """The pose bones of an armature object."""
+    if obj.pose is None:
+        raise ValueError(f"{obj.name} has no pose (not an armature)")
+    return obj.pose.bones
+
+
+def current_scene() -> bpy.types.Scene:
+    """`bpy.context.scene` (None only in contexts without a window/scene, where the add-on cannot run)."""
+    scene = bpy.context.scene
+    if scene is None:
+        raise RuntimeError("no active scene")
+    return scene
 
 
 def restore_action(obj: bpy.types.Object, action: bpy.types.Action | None, slot: Any) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 from mathutils import Vector
 
 from ._shared import axes, skeleton
+from .action_io import armature_data, pose_bones
 
 JOINT_NAMES = list(skeleton.JOINT_NAMES)
 LEAF_LENGTH = 0.08  # metres: tail length of bones without a child (feet, head, wrists)
@@ -45,12 +46,15 @@ def create_smpl_armature(context: bpy.types.Context, name: str = "SMPL-22") -> b
     """
     heads = rest_heads()
     tails = rest_tails(heads)
+    scene, view_layer = context.scene, context.view_layer
+    if scene is None or view_layer is None:
+        raise RuntimeError("no active scene / view layer to add the armature to")
     data = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, data)
-    context.scene.collection.objects.link(obj)
-    for other in context.view_layer.objects.selected:
+    scene.collection.objects.link(obj)
+    for other in view_layer.objects.selected:
         other.select_set(False)
-    context.view_layer.objects.active = obj
+    view_layer.objects.active = obj
     obj.select_set(True)
     if context.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
@@ -67,7 +71,7 @@ def create_smpl_armature(context: bpy.types.Context, name: str = "SMPL-22") -> b
             eb.parent = edit_bones[skeleton.PARENTS[j]]
             eb.use_connect = False  # heads stay on the joints
     bpy.ops.object.mode_set(mode="OBJECT")
-    for pb in obj.pose.bones:
+    for pb in pose_bones(obj):
         pb.rotation_mode = "QUATERNION"
     data["motiongpt3_rig"] = "smpl22"
     return obj
@@ -75,11 +79,14 @@ def create_smpl_armature(context: bpy.types.Context, name: str = "SMPL-22") -> b
 
 def is_smpl_armature(obj: bpy.types.Object | None) -> bool:
     """An armature with all 22 SMPL joint names (the add-on writes motion onto these)."""
-    return obj is not None and obj.type == "ARMATURE" and all(n in obj.data.bones for n in JOINT_NAMES)
+    if obj is None or obj.type != "ARMATURE":
+        return False
+    bones = armature_data(obj).bones
+    return all(n in bones for n in JOINT_NAMES)
 
 
 def bone_rest(obj: bpy.types.Object, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """((N, 3) heads, (N, 3, 3) rotations) of `bone.matrix_local` (armature space) for the named bones."""
-    bones = obj.data.bones
-    matrices = np.array([[list(row) for row in bones[n].matrix_local] for n in names], dtype=np.float64)
+    bones = armature_data(obj).bones
+    matrices = np.array([np.array(bones[n].matrix_local) for n in names], dtype=np.float64)
     return matrices[:, :3, 3], matrices[:, :3, :3]

@@ -18,7 +18,7 @@ from ._shared import client_module, encode_joints, resample
 from .action_io import action_bone_names, armature_data, assign_action
 from .jobs import Controller, Job
 from .local_backend import LOCAL_BACKEND
-from .properties import preferences
+from .properties import preferences, scene_settings
 from .steps import Steps
 
 if TYPE_CHECKING:
@@ -75,8 +75,7 @@ def _scene(context: bpy.types.Context) -> bpy.types.Scene:
     return scene
 
 
-def _settings(context: bpy.types.Context) -> Any:
-    return _scene(context).motiongpt3  # type: ignore[attr-defined]  # registered by properties.register
+_settings = scene_settings
 
 
 def _seed(settings: Any) -> int:
@@ -202,7 +201,7 @@ class MOTION_OT_caption(bpy.types.Operator):
 def _caption_all_steps(obj: bpy.types.Object, actions: list[bpy.types.Action], unit: float, batch: str) -> Steps[None]:
     """Each Action in turn: sampled with it assigned (restored after every slice), then sent as a caption request."""
     for action in actions:
-        first, last = (round(f) for f in action.frame_range)
+        first, last = round(action.frame_range[0]), round(action.frame_range[1])
         try:
             plan = readback.plan_read(obj, first, last, unit, action)
         except ValueError as error:
@@ -372,7 +371,7 @@ class MOTION_OT_cancel(bpy.types.Operator):
     bl_idname = "motion.cancel"
     bl_label = "Cancel"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         CONTROLLER.cancel_all()
         return {"FINISHED"}
 
@@ -383,7 +382,7 @@ class MOTION_OT_connect(bpy.types.Operator):
     bl_idname = "motion.connect"
     bl_label = "Connect"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         CONTROLLER.close()
         try:
             CONTROLLER.ensure_client()
@@ -403,7 +402,7 @@ class MOTION_OT_use_candidate(bpy.types.Operator):
 
     action: StringProperty()
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         obj, action = context.active_object, bpy.data.actions.get(self.action)
         if obj is None or action is None:
             return {"CANCELLED"}
@@ -417,8 +416,9 @@ class MOTION_OT_copy_caption(bpy.types.Operator):
     bl_idname = "motion.copy_caption"
     bl_label = "Copy Caption"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        context.window_manager.clipboard = context.scene.motiongpt3.last_caption
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        if context.window_manager is not None:
+            context.window_manager.clipboard = _settings(context).last_caption
         return {"FINISHED"}
 
 
@@ -428,7 +428,7 @@ class MOTION_OT_start_backend(bpy.types.Operator):
     bl_idname = "motion.start_backend"
     bl_label = "Start Local Backend"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         prefs = preferences(context)
         if prefs is None:
             return {"CANCELLED"}
@@ -447,7 +447,7 @@ class MOTION_OT_stop_backend(bpy.types.Operator):
     bl_idname = "motion.stop_backend"
     bl_label = "Stop Local Backend"
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         LOCAL_BACKEND.stop()
         return {"FINISHED"}
 

@@ -6,6 +6,7 @@ import bpy
 
 from . import armature, results
 from .operators import CONTROLLER
+from .properties import scene_settings
 
 
 def _format_eta(eta_s: float | None) -> str:
@@ -20,9 +21,11 @@ class MOTION_PT_panel(bpy.types.Panel):
     bl_category = "Motion"
 
     def draw(self, context: bpy.types.Context) -> None:
-        s = context.scene.motiongpt3
+        s = scene_settings(context)
         obj = context.active_object
         layout = self.layout
+        if layout is None:
+            return
 
         row = layout.row()
         row.label(text=f"Backend: {CONTROLLER.state}", icon="LINKED" if CONTROLLER.state == "connected" else "UNLINKED")
@@ -88,7 +91,7 @@ class MOTION_PT_panel(bpy.types.Panel):
             row.operator("motion.copy_caption", text="", icon="COPYDOWN")
 
         group = obj.get("motiongpt3_last_group") if obj is not None else None
-        if group:
+        if obj is not None and group:
             candidates = sorted(
                 (a for a in bpy.data.actions if a.get(results.PROP_GROUP) == group),
                 key=lambda a: a.get(results.PROP_CANDIDATE, 0),

@@ -1,6 +1,11 @@
 """Scene settings of the Motion panel and the add-on preferences (backend address, keys, local backend)."""
 
+# Blender declares properties as annotations holding calls (`prompt: StringProperty(...)`), which mypy rejects.
+# mypy: disable-error-code="valid-type"
+
 from __future__ import annotations
+
+from typing import Any
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -91,8 +96,16 @@ class MotionPreferences(bpy.types.AddonPreferences):
 
 def preferences(context: bpy.types.Context | None = None) -> MotionPreferences | None:
     """This add-on's preferences (legacy and extension installs use different module names: `__package__`)."""
-    addon = (context or bpy.context).preferences.addons.get(__package__)
+    prefs = (context or bpy.context).preferences
+    addon = prefs.addons.get(__package__ or "") if prefs is not None else None
     return addon.preferences if addon is not None else None
+
+
+def scene_settings(context: bpy.types.Context) -> Any:
+    """The scene's `MotionSettings` (`scene.motiongpt3`, registered below)."""
+    if context.scene is None:
+        raise RuntimeError("no active scene")
+    return context.scene.motiongpt3  # type: ignore[attr-defined]
 
 
 CLASSES = (MotionSettings, MotionPreferences)
@@ -101,10 +114,11 @@ CLASSES = (MotionSettings, MotionPreferences)
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.motiongpt3 = bpy.props.PointerProperty(type=MotionSettings)
+    # fake-bpy-module types bpy.props functions as returning None; at run time they return the property definition.
+    bpy.types.Scene.motiongpt3 = bpy.props.PointerProperty(type=MotionSettings)  # type: ignore[attr-defined,func-returns-value]
 
 
 def unregister() -> None:
-    del bpy.types.Scene.motiongpt3
+    del bpy.types.Scene.motiongpt3  # type: ignore[attr-defined]
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from ._shared import BoneMap, axes, joints_from_bones, resample, rig_bone_map
-from .action_io import armature_data, assign_action, restore_action
+from .action_io import armature_data, assign_action, current_scene, pose_bones, restore_action
 from .steps import SLICE_S, Steps, run_steps
 
 
@@ -35,10 +35,12 @@ def scene_fps(scene: bpy.types.Scene) -> float:
 def _deformed_meshes(obj: bpy.types.Object) -> list[bpy.types.Object]:
     """Visible meshes the armature deforms (hidden while sampling: their evaluation is most of the cost)."""
     out = []
-    for other in bpy.context.scene.objects:
+    for other in current_scene().objects:
         if other.type != "MESH" or other.hide_viewport:
             continue
-        if other.parent == obj or any(m.type == "ARMATURE" and m.object == obj for m in other.modifiers):
+        if other.parent == obj or any(
+            isinstance(m, bpy.types.ArmatureModifier) and m.object == obj for m in other.modifiers
+        ):
             out.append(other)
     return out
 
@@ -50,7 +52,7 @@ def evaluation_scope(obj: bpy.types.Object, action: bpy.types.Action | None = No
 
     Sampling runs in slices across timer ticks; each slice is one scope, so between ticks the scene is exactly as the
     user left it (the viewport never shows a sampled frame or a borrowed Action)."""
-    scene = bpy.context.scene
+    scene = current_scene()
     hidden = _deformed_meshes(obj)
     current, subframe = scene.frame_current, scene.frame_subframe
     anim = obj.animation_data
@@ -114,8 +116,8 @@ def sample_bone_tracks_steps(
 
     `scene.frame_set` evaluates constraints, drivers, parents and NLA.
     """
-    obj, scene = plan.obj, bpy.context.scene
-    bones = obj.pose.bones
+    obj, scene = plan.obj, current_scene()
+    bones = pose_bones(obj)
     index = [bones.find(n) for n in names]
     lengths = np.array([armature_data(obj).bones[n].length for n in names])
     count = plan.last - plan.first + 1
@@ -148,7 +150,7 @@ def sample_joints_steps(plan: ReadPlan, slice_s: float = SLICE_S) -> Steps[Sampl
     tail_of = {n: tails[:, i] for i, n in enumerate(names)}
     local = joints_from_bones(plan.bone_map, head_of, tail_of)  # (T, 22, 3) armature space, Z-up
     in_world = np.einsum("tab,tjb->tja", world[:, :3, :3], local) + world[:, None, :3, 3]
-    fps = scene_fps(bpy.context.scene)
+    fps = scene_fps(current_scene())
     scale = plan.unit_scale
     return SampledMotion(plan.first, plan.last, fps, axes.zup_to_yup(in_world) * scale, axes.zup_to_yup(local) * scale)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import armature, rig_math
 from ._shared import fit_ground_transform, humanml3d
-from .action_io import Channels, key_columns, write_track
+from .action_io import Channels, key_columns, pose_bones, write_track
 from .jobs import Job
 from .steps import Steps, run_steps
 
@@ -115,7 +115,7 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
     previous = obj.animation_data.action if obj.animation_data is not None else None
     if previous is not None and previous.users <= 1:
         previous.use_fake_user = True  # it loses its only user now: without one, saving the file would drop it
-    for pb in obj.pose.bones:
+    for pb in pose_bones(obj):
         pb.rotation_mode = "QUATERNION"
     actions = []
     for take in takes:
