@@ -526,3 +526,21 @@ def _tick_until_settled_or_reading(request_id: str, limit: int = 100) -> None:
         if operators.CONTROLLER.jobs[request_id].status == "done":
             return
     raise AssertionError(operators.CONTROLLER.jobs[request_id].message)
+
+
+def test_opening_another_file_cancels_reads_and_jobs_in_flight(client, monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "SLICE_S", 0.0)
+    obj, _ = _user_keyed_armature()
+    assert bpy.ops.motion.generate() == {"FINISHED"}
+    request_id = client.sent[-1][0]
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.motion.caption() == {"FINISHED"}
+    operators.timer_tick()  # the read is under way, the generation in flight
+    assert operators.CONTROLLER.tasks and operators.CONTROLLER.active()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)  # runs the load_pre handler
+    assert not operators.CONTROLLER.tasks and not operators.CONTROLLER.active()
+    assert client.cancelled == [request_id]
+    actions = set(bpy.data.actions)
+    client.queue = [Event("result", request_id, {}, {"motions": np.zeros((1, 81, 263), np.float32)})]
+    _tick_until_idle()
+    assert set(bpy.data.actions) == actions and len(client.sent) == 1  # nothing lands in the new file
