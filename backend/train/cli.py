@@ -40,6 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         posterior_mean_latents=args.posterior_mean,
         kl_weight=args.kl_weight,
         posterior_noise=args.posterior_noise,
+        joints_weight=args.joints_weight,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -96,6 +97,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
         type=float,
         default=None,
         help="VAE stage: scale of the posterior noise, z = mu + scale*sigma*eps (default 1; 0 = the mean)",
+    )
+    train.add_argument(
+        "--joints-weight", type=float, default=None, help="VAE stage: weight of the joint-position loss (default 0.5)"
     )
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

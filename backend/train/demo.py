@@ -25,6 +25,8 @@ class DemoStage:
     folder: str
     lr_scale: float = 1.0
     kl_weight: float | None = None
+    posterior_noise: float | None = None
+    joints_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,13 @@ class DemoRecipe:
 
     seed: int = 2026
     synthetic_clips: int = 3000
-    # VAE (5x the stage lr and a 100x smaller KL weight than MLD's, so that a short run still makes latents that
-    # carry the clip); text -> motion only; all four tasks on the plain prompts.
+    # VAE: a short run must still make latents that carry the whole clip, including brief or small movements (a
+    # jump, a wave). Measured on this data: with MLD's posterior noise the learned σ stays near 1 and drowns all but
+    # a few latent dims, so only walking distance and squats survive the round trip; with 10x the stage lr, a tenth
+    # of the noise, a 100x smaller KL weight and 6x the weight on joint positions, waves come through by ~1200 steps.
+    # Then text -> motion only; then all four tasks on the plain prompts.
     stages: tuple[DemoStage, ...] = (
-        DemoStage("vae", 2400, "stage_vae", lr_scale=5.0, kl_weight=1e-6),
+        DemoStage("vae", 3000, "stage_vae", lr_scale=10.0, kl_weight=1e-6, posterior_noise=0.1, joints_weight=3.0),
         DemoStage("1", 1500, "stage_1"),
         DemoStage("2", 1000, "stage_2"),
     )
@@ -109,6 +114,8 @@ def train_demo(out: Path, cmu_folder: Path, recipe: DemoRecipe, install: bool = 
             save_every=max(steps // 4, 1),
             lr_scale=item.lr_scale,
             kl_weight=item.kl_weight,
+            posterior_noise=item.posterior_noise,
+            joints_weight=item.joints_weight,
             train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
             posterior_mean_latents=True,  # the briefly trained VAE's posterior is wide: its mean carries the clip
             resume=(stage_out / "checkpoints" / "LATEST").is_file(),

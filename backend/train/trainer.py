@@ -98,6 +98,7 @@ class TrainConfig:
     posterior_mean_latents: bool = False  # LM stages: VAE posterior means instead of samples as latents
     kl_weight: float | None = None  # VAE stage: override the stage's KL weight
     posterior_noise: float | None = None  # VAE stage: override the stage's posterior noise scale
+    joints_weight: float | None = None  # VAE stage: override the weight of the joint-position loss
     split: str = "train"
     progress: bool = True
 
@@ -330,6 +331,8 @@ class Trainer:
             self.stage = replace(self.stage, kl_weight=cfg.kl_weight)
         if cfg.posterior_noise is not None:
             self.stage = replace(self.stage, posterior_noise=cfg.posterior_noise)
+        if cfg.joints_weight is not None:
+            self.stage = replace(self.stage, joints_weight=cfg.joints_weight)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
