@@ -17,6 +17,8 @@ from pathlib import Path
 
 from shared.protocol import DEFAULT_ADDRESS
 
+from .cli_tasks import _model_options
+
 WORKER_STOP_S = 10.0  # how long `serve --workers` waits for its workers after asking them to stop
 
 
@@ -115,7 +117,8 @@ def _serve_with_workers(args: argparse.Namespace) -> int:
         subprocess.Popen(_worker_command(args, broker.backend_address, i, devices, threads))
         for i in range(args.workers)
     ]
-    print(f"motiongpt3 serve: broker listening on {address}, {args.workers} workers starting ({', '.join(devices)})")
+    where = ", ".join(devices)
+    print(f"motiongpt3 serve: listening on {address} (a broker; {args.workers} workers starting on {where})")
     sys.stdout.flush()
     stop = []
     previous = {
@@ -182,13 +185,7 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="CURVE key directory from `motiongpt3 keys` (required for any non-loopback --bind)",
     )
-    serve.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=None,
-        help="official .ckpt or our .safetensors (default: embedded demo model)",
-    )
-    serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    _model_options(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes behind one address (one model each)")
     serve.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
     serve.add_argument("--queue-size", type=int, default=32, help="jobs that may wait; one more gets `busy`")

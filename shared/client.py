@@ -124,6 +124,8 @@ class MotionClient:
         non-protocol dtype) raise ValueError here; everything else arrives as an event from poll()."""
         request_id = uuid.uuid4().hex
         frames = encode(Message(type, request_id, dict(fields), _wire_arrays(arrays)))
+        if self._state == "disconnected":
+            self._buffered.extend(self._pump())  # the server may be back: a script that only submits must see it
         self._pending[request_id] = type
         if self._state == "disconnected":
             self._fail(request_id, "disconnected", f"not connected to {self.address}: the server is not answering")

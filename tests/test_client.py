@@ -61,12 +61,16 @@ def test_without_a_server_nothing_blocks_and_requests_fail_after_the_timeout(mod
             "disconnected",
         )
         assert not client.connected
-        # a server that comes up on that address later is found
+        # a server that comes up on that address later is found, by a script that only makes requests too
         server = Server(model, ServerConfig(bind=address))
         server.start()
         try:
+            deadline = time.monotonic() + 30
+            while (answer := client.request("hello", {})).type != "info" and time.monotonic() < deadline:
+                assert answer.fields["code"] == "disconnected"  # fails fast until the server answers
+                time.sleep(0.02)
+            assert answer.type == "info" and client.connected and client.server_info["model"] == "tiny"
             wait_for(client, lambda e: e.type == "reconnected")
-            assert client.connected and client.server_info["model"] == "tiny"
         finally:
             server.stop()
 

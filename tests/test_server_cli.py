@@ -8,21 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from serving import SLOW_STEPS, connected_client, final_of, running, wait_for
+from serving import SLOW_STEPS, connected_client, final_of, running, tiny_model, wait_for
 
 from backend.cli import main
 from backend.cli_server import spawn_server
 from backend.model.checkpoint import save_safetensors
-from backend.model.config import tiny_config
-from backend.model.loading import build_model
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    model = build_model(tiny_config(), None, "random")
+    model = tiny_model()
     save_safetensors(model, model.config, path)
     return path
 
