@@ -82,7 +82,23 @@ def cmd_bench(args: argparse.Namespace) -> None:
     elif args.suite == "server":
         run_server_benchmark(args.checkpoint, args.device, frames=args.frames, soak=args.soak, clients=args.clients)
     else:
-        run_model_benchmark(args.preset, args.device, frames=args.frames, repeats=min(args.repeats, 5))
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        presets = ["official", "demo"] if args.preset == "all" else args.preset.split(",")
+        run_model_benchmark(
+            presets,
+            args.device,
+            args.json,
+            frames=args.frames,
+            repeats=min(args.repeats, 5),
+            batches=[int(b) for b in args.batches.split(",") if b],
+            caption_tokens=args.caption_tokens,
+            baseline=not args.no_baseline,
+            checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+            int8=args.int8,
+        )
 
 
 def _positive_fps(text: str) -> float:
@@ -121,11 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
     bench.add_argument("suite", choices=["motion", "model", "server"], help="which benchmark")
-    bench.add_argument("--preset", default="official", help="model preset for `bench model` (official, demo, tiny)")
+    bench.add_argument(
+        "--preset", default="official", help="`bench model`: preset(s), comma-separated (official, demo, tiny) or all"
+    )
     bench.add_argument("--device", default="auto", help="device for `bench model`")
     bench.add_argument("--frames", type=int, default=196)
     bench.add_argument("--repeats", type=int, default=200, help="runs to take the median of (model: at most 5)")
-    bench.add_argument("--checkpoint", type=Path, default=None, help="`bench server`: model (default: demo model)")
+    bench.add_argument(
+        "--checkpoint", type=Path, default=None, help="model weights (default: random weights; server: demo model)"
+    )
+    bench.add_argument("--batches", default="1,8,64", help="`bench model`: batch sizes for the throughput runs")
+    bench.add_argument("--caption-tokens", type=int, default=40, help="`bench model`: new tokens per caption")
+    bench.add_argument("--no-baseline", action="store_true", help="`bench model`: skip the straightforward path")
+    bench.add_argument("--int8", action="store_true", help="`bench model`: int8 dynamic quantisation (CPU, opt-in)")
+    bench.add_argument("--threads", type=int, default=0, help="`bench model`: torch CPU threads (0: torch default)")
+    bench.add_argument("--json", type=Path, default=None, help="`bench model`: also write the results as JSON")
     bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
     bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")
     bench.set_defaults(run=cmd_bench)

@@ -105,25 +105,43 @@ def _check_clip(features: np.ndarray, name: str, min_frames: int = 1) -> np.ndar
     return checked.astype(np.float32)
 
 
+def text_to_motion_prompt(model: MotionGPT3, text: str) -> str:
+    """A caption followed by the output motion the model is asked to fill (the training format, spec §2.3)."""
+    holders = model.config.backbone.holders_per_motion
+    return text + ANSWER_SEPARATOR + motion_output_sequence(holders) + EOS
+
+
+def caption_prompt(model: MotionGPT3) -> str:
+    """The captioning prompt around one input motion (its latent fills the holders)."""
+    return CAPTION_PREFIX + motion_input_sequence(model.config.backbone.holders_per_motion) + CAPTION_SEPARATOR
+
+
 def _generate(
     model: MotionGPT3,
     prompts: list[str],
     input_latents: torch.Tensor | None,
     decode_frames: list[int],
-    seeds: list[tuple[int, int]],
+    seeds: list[int],
+    candidates: int,
     guidance: float | None,
     steps: int | None,
     control: TaskControl,
 ) -> list[torch.Tensor]:
-    """Prompts ending in an output motion -> normalised features [decode_frames[i], 263] per prompt."""
+    """Prompts ending in an output motion (their input latents in reading order) -> normalised features
+    [decode_frames[i], 263] for every (prompt i, candidate k), in that order.
+
+    The backbone runs once per prompt and its condition is shared by the prompt's candidates (the forward is
+    deterministic); all candidates of all prompts are then sampled in one batched diffusion chain.
+    """
     guidance = model.config.diffusion.guidance_scale if guidance is None else float(guidance)
     tokens = tokenize_batch(prompts, model.config.max_prompt_tokens, padding_side="right")
     control.check("the backbone forward")
-    condition = model.motion_condition(tokens, input_latents)
-    generators = [request_generator(seed, k) for seed, k in seeds]
+    condition = model.motion_condition(tokens, input_latents).repeat_interleave(candidates, 0)  # [P·C, 4, hidden]
+    generators = [request_generator(seed, k) for seed in seeds for k in range(candidates)]
     latents = model.sample_latents(
         condition, guidance, steps, generators, control.stage("diffusion"), control.should_cancel
     )
+    decode_frames = [n for n in decode_frames for _ in range(candidates)]
     lengths = torch.tensor(decode_frames, dtype=torch.long, device=model.device)
     decoded = model.decode_latents(model.from_lm_space(latents.float()), lengths)
     return [decoded[i, :n] for i, n in enumerate(decode_frames)]
@@ -149,21 +167,12 @@ def text_to_motion(
     wanted = _expand(frames, len(texts), "frames")
     seeds = _expand(seed, len(texts), "seed")
     decode = [_check_frames(model, n) for n in wanted]
-    answer = ANSWER_SEPARATOR + motion_output_sequence(model.config.backbone.holders_per_motion) + EOS
-    rows = [(i, k) for i in range(len(texts)) for k in range(candidates)]
+    prompts = [text_to_motion_prompt(model, text) for text in texts]
     with model.autocast():
-        outputs = _generate(
-            model,
-            [texts[i] + answer for i, _ in rows],
-            None,
-            [decode[i] for i, _ in rows],
-            [(seeds[i], k) for i, k in rows],
-            guidance,
-            steps,
-            control,
-        )
+        outputs = _generate(model, prompts, None, decode, seeds, candidates, guidance, steps, control)
     result: list[list[np.ndarray]] = [[] for _ in texts]
-    for (i, _), features in zip(rows, outputs, strict=True):
+    for row, features in enumerate(outputs):
+        i = row // candidates
         result[i].append(model.denormalize(features.float())[: wanted[i]].cpu().numpy())
     return result
 
@@ -192,17 +201,30 @@ def motion_to_text(
     if not clips:
         raise TaskError("features_list: no clips given")
     max_new = model.config.caption_max_new_tokens if max_new_tokens is None else int(max_new_tokens)
-    holders = model.config.backbone.holders_per_motion
-    prompts = [CAPTION_PREFIX + motion_input_sequence(holders) + CAPTION_SEPARATOR] * len(clips)
+    prompts = [caption_prompt(model)] * len(clips)
     with model.autocast():
         latents = _input_latents(model, clips, posterior_sample, [(seed, i) for i in range(len(clips))])
         tokens = tokenize_batch(prompts, model.config.max_prompt_tokens, padding_side="left")
         generated = _greedy_or_sampled_decode(model, tokens, latents, max_new, do_sample, seed, control)
-    tokenizer = load_tokenizer()
-    return [
-        tokenizer.decode(row, skip_special_tokens=True).replace("\n", " ").strip().strip('"').strip()
-        for row in generated
-    ]
+    return [caption_text(row) for row in generated]
+
+
+def caption_text(tokens: list[int]) -> str:
+    """Generated token ids (without EOS) -> the caption: special tokens dropped, one line, quotes stripped."""
+    text = load_tokenizer().decode(tokens, skip_special_tokens=True)
+    return text.replace("\n", " ").strip().strip('"').strip()
+
+
+def next_token_logits(model: MotionGPT3, hidden_last: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+    """The last position's text logits [B, text_vocab] (float32) after the decoding rules of spec §3.2: the
+    repetition penalty over the generated tokens [B, n] only, and <start_of_motion> / <end_of_motion> banned."""
+    logits = model.lm.text_logits(hidden_last).float()
+    if generated.shape[1]:
+        penalty = model.config.repetition_penalty
+        seen = torch.gather(logits, 1, generated)
+        logits = logits.scatter(1, generated, torch.where(seen > 0, seen / penalty, seen * penalty))
+    logits[:, [SOM_ID, EOM_ID]] = -torch.inf
+    return logits
 
 
 def _greedy_or_sampled_decode(
@@ -215,7 +237,7 @@ def _greedy_or_sampled_decode(
     control: TaskControl,
 ) -> list[list[int]]:
     """Autoregressive text decoding with the KV cache; returns each row's tokens up to (without) EOS."""
-    device, penalty = model.device, model.config.repetition_penalty
+    device = model.device
     embeds, type_ids = model.embed_prompt(tokens, latents)
     mask = tokens.attention_mask.to(device)
     positions = tokens.position_ids.to(device)
@@ -227,11 +249,7 @@ def _greedy_or_sampled_decode(
     progress = control.stage("decoding")
     for step in range(max_new):
         control.check("caption decoding")
-        logits = model.lm.text_logits(hidden[:, -1]).float()  # [B, text_vocab]
-        if generated.shape[1]:  # repetition penalty over the generated tokens only
-            seen = torch.gather(logits, 1, generated)
-            logits = logits.scatter(1, generated, torch.where(seen > 0, seen / penalty, seen * penalty))
-        logits[:, [SOM_ID, EOM_ID]] = -torch.inf  # never emit motion delimiters
+        logits = next_token_logits(model, hidden[:, -1], generated)  # [B, text_vocab]
         if do_sample:
             top = torch.topk(logits, 50, dim=-1)
             probs = torch.softmax(top.values, dim=-1).cpu()
@@ -276,16 +294,7 @@ def predict(
     prompt = PREDICT_PREFIX + motion_input_sequence(holders) + ANSWER_SEPARATOR + motion_output_sequence(holders) + EOS
     with model.autocast():
         latent = _input_latents(model, [prefix], sample=False, seeds=None)
-        outputs = _generate(
-            model,
-            [prompt] * candidates,
-            latent.repeat(candidates, 1),
-            [decode] * candidates,
-            [(seed, k) for k in range(candidates)],
-            guidance,
-            steps,
-            control,
-        )
+        outputs = _generate(model, [prompt], latent, [decode], [seed], candidates, guidance, steps, control)
     return [np.concatenate([prefix, model.denormalize(o.float())[:frames].cpu().numpy()]) for o in outputs]
 
 
@@ -347,16 +356,7 @@ def inbetween(
     )
     with torch.no_grad(), model.autocast():
         latents = _input_latents(model, [clip[h0:h1], clip[t0:t1]], sample=False, seeds=None)
-        outputs = _generate(
-            model,
-            [prompt] * candidates,
-            latents.repeat(candidates, 1),
-            [len(clip)] * candidates,
-            [(seed, k) for k in range(candidates)],
-            guidance,
-            steps,
-            control,
-        )
+        outputs = _generate(model, [prompt], latents, [len(clip)], [seed], candidates, guidance, steps, control)
     target = model.normalize(torch.as_tensor(clip, device=model.device))
     results = []
     for output in outputs:

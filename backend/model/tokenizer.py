@@ -79,8 +79,11 @@ class TokenBatch:
     position_ids: torch.Tensor
 
 
-def tokenize_batch(prompts: list[str], max_tokens: int, padding_side: str = "right") -> TokenBatch:
-    """Tokenize and pad to the longest prompt; positions count real tokens from 0 (right or left padding)."""
+def tokenize_batch(
+    prompts: list[str], max_tokens: int, padding_side: str = "right", pad_to_max: bool = False
+) -> TokenBatch:
+    """Tokenize and pad to the longest prompt (or, with `pad_to_max`, to `max_tokens` as upstream does); positions
+    count real tokens from 0 (right or left padding)."""
     tokenizer = load_tokenizer()
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     for prompt, ids in zip(prompts, encoded, strict=True):
@@ -88,7 +91,7 @@ def tokenize_batch(prompts: list[str], max_tokens: int, padding_side: str = "rig
             raise PromptTooLongError(
                 f"prompt is {len(ids)} tokens, the limit is {max_tokens}: shorten it ({prompt[:40]!r}...)"
             )
-    width = max(len(ids) for ids in encoded)
+    width = max_tokens if pad_to_max else max(len(ids) for ids in encoded)
     ids = torch.full((len(encoded), width), EOS_ID, dtype=torch.long)
     mask = torch.zeros((len(encoded), width), dtype=torch.long)
     for row, tokens in enumerate(encoded):
