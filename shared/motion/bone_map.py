@@ -29,11 +29,21 @@ class JointSource:
 
 @dataclass(frozen=True)
 class BoneMap:
-    """SMPL joint index → source in the BVH, and the factor from the BVH's length unit to metres."""
+    """SMPL joint index → source in the BVH (or armature), and the factor from the skeleton's length unit to metres.
+
+    Armature presets may also carry: `prefix`, a regular expression for an optional name prefix (Mixamo's
+    `mixamorig:` / `mixamorig1:`); `drive`, per SMPL joint the bone that is keyed when it is not the bone the joint is
+    read from (Rigify: read ORG- bones, key FK controls); `leave_alone`, glob patterns of bones never keyed (twist,
+    fingers, IK controls); `signature`, extra bones whose presence tells this rig from a look-alike.
+    """
 
     name: str
     unit_to_metres: float
     sources: tuple[JointSource, ...]  # indexed by SMPL joint
+    prefix: str = ""
+    drive: tuple[str | None, ...] = ()  # indexed by SMPL joint; empty: the joint's own bone
+    leave_alone: tuple[str, ...] = ()
+    signature: tuple[str, ...] = ()
 
     def bones(self) -> list[str]:
         """Every BVH bone name the map refers to, without repeats, in SMPL order."""
@@ -68,7 +78,40 @@ def parse_bone_map(data: dict, name: str) -> BoneMap:
     unit = data.get("unit_to_metres")
     if not isinstance(unit, int | float) or unit <= 0:
         raise BoneMapError(f"bone map {name}: unit_to_metres must be a positive number, found {unit!r}")
-    return BoneMap(name, float(unit), tuple(_parse_source(j, joints[j]) for j in JOINT_NAMES))
+    drive = data.get("drive", {})
+    if not isinstance(drive, dict) or (unknown := [j for j in drive if j not in JOINT_NAMES]):
+        raise BoneMapError(f"bone map {name}: 'drive' must map SMPL joint names to bones, found {drive!r}")
+    lists = {key: data.get(key, []) for key in ("leave_alone", "signature")}
+    for key, value in lists.items():
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BoneMapError(f"bone map {name}: '{key}' must be a list of names, found {value!r}")
+    return BoneMap(
+        name,
+        float(unit),
+        tuple(_parse_source(j, joints[j]) for j in JOINT_NAMES),
+        prefix=str(data.get("prefix", "")),
+        drive=tuple(drive.get(j) for j in JOINT_NAMES) if drive else (),
+        leave_alone=tuple(lists["leave_alone"]),
+        signature=tuple(lists["signature"]),
+    )
+
+
+def bone_map_data(bone_map: BoneMap, description: str = "") -> dict:
+    """The JSON object of a bone map (the inverse of `parse_bone_map`): what a saved preset file holds."""
+    data: dict = {"name": bone_map.name, "description": description, "unit_to_metres": bone_map.unit_to_metres}
+    if bone_map.prefix:
+        data["prefix"] = bone_map.prefix
+    if bone_map.leave_alone:
+        data["leave_alone"] = list(bone_map.leave_alone)
+    if bone_map.signature:
+        data["signature"] = list(bone_map.signature)
+    if any(bone_map.drive):
+        data["drive"] = {j: b for j, b in zip(JOINT_NAMES, bone_map.drive, strict=True) if b}
+    data["joints"] = {
+        j: {s.kind: list(s.bones) if s.kind == "midpoint" else s.bones[0]}
+        for j, s in zip(JOINT_NAMES, bone_map.sources, strict=True)
+    }
+    return data
 
 
 def load_bone_map(name_or_path: str | Path) -> BoneMap:

@@ -212,3 +212,11 @@ def depth_first_order() -> tuple[int, ...]:
 
     visit(0)
     return tuple(order)
+
+
+def tpose_joints(offsets: np.ndarray = TPOSE_OFFSETS) -> np.ndarray:
+    """(22, 3) rest joint positions (Y-up, metres): `offsets` accumulated from the pelvis at the origin."""
+    joints = np.zeros((NUM_JOINTS, 3))
+    for j in depth_first_order()[1:]:
+        joints[j] = joints[PARENTS[j]] + offsets[j]
+    return joints

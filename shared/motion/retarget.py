@@ -1,0 +1,281 @@
+"""Rest-pose-aware retargeting of SMPL-22 motion onto any mapped armature (HUMANML3D.md §4.3–4.5), pure numpy.
+
+Frames: *armature* space (the rig's `bone.matrix_local`, armature units), *world* (HumanML3D axes: Y-up, metres:
+`zup_to_yup(metres_per_unit · matrix_world · p)`), and the rig's *character* frame: world turned about Y so that the
+rig's rest pose faces +Z, origin on its floor under its rest pelvis. Decoded motion lives in the character frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import axes, ik
+from .align import yaw_matrix
+from .bone_map import BoneMap
+from .rig_joints import is_left_alone, joints_from_bones
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, depth_first_order, tpose_joints
+
+_PARENT_INDEX = np.maximum(np.array(PARENTS), 0)
+_FEET = [*FOOT_LEFT, *FOOT_RIGHT]  # l_ankle, l_ball, r_ankle, r_ball: the order of the contact labels
+_LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # hip, knee, ankle, ball per side, contact labels 2k, 2k+1
+
+
+def _standing_height(joints: np.ndarray) -> float:
+    """Pelvis height above the lowest foot joint of a (22, 3) Y-up rest pose."""
+    return float(joints[0, 1] - joints[_FEET, 1].min())
+
+
+SMPL_STANDING_HEIGHT = _standing_height(tpose_joints())  # metres: the leg length decoded motion is made for
+
+
+@dataclass(frozen=True)
+class RigRest:
+    """An armature at rest: its bones (parents before children) with `bone.matrix_local` and length."""
+
+    names: tuple[str, ...]
+    parents: np.ndarray  # (B,) index into names, -1 for roots
+    rest: np.ndarray  # (B, 4, 4) armature space; the Y axis points head → tail
+    lengths: np.ndarray  # (B,)
+
+    @classmethod
+    def from_bones(
+        cls, names: Sequence[str], parents: Sequence[str | None], rest: np.ndarray, lengths: Sequence[float]
+    ) -> RigRest:
+        """From per-bone parent names (any order): sorted so that parents come first."""
+        parent_of = dict(zip(names, parents, strict=True))
+        order: list[str] = []
+        placed: set[str] = set()
+
+        def place(name: str) -> None:
+            if name not in placed:
+                parent = parent_of[name]
+                if parent is not None:
+                    place(parent)
+                placed.add(name)
+                order.append(name)
+
+        for name in names:
+            place(name)
+        index = {n: i for i, n in enumerate(names)}
+        at = {n: i for i, n in enumerate(order)}
+        return cls(
+            tuple(order),
+            np.array([-1 if parent_of[n] is None else at[parent_of[n] or ""] for n in order]),
+            np.asarray(rest, dtype=np.float64)[[index[n] for n in order]],
+            np.asarray(lengths, dtype=np.float64)[[index[n] for n in order]],
+        )
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def rest_joints(self, bone_map: BoneMap) -> np.ndarray:
+        """(22, 3) SMPL joints of the rest pose in armature space (heads; `end_site` sources: tails)."""
+        heads = self.rest[:, :3, 3]
+        tails = heads + self.rest[:, :3, 1] * self.lengths[:, None]
+        return joints_from_bones(
+            bone_map,
+            {n: heads[i][None] for i, n in enumerate(self.names)},
+            {n: tails[i][None] for i, n in enumerate(self.names)},
+        )[0]
+
+
+@dataclass(frozen=True)
+class CharacterFrame:
+    """Armature space ⇄ world (Y-up metres) ⇄ the rig's character frame (rest facing +Z, floor at y = 0)."""
+
+    world_from_armature: np.ndarray  # (4, 4) Object.matrix_world (rotation × uniform scale + translation)
+    metres_per_unit: float  # scene.unit_settings.scale_length
+    yaw: float  # the rig's rest facing: +Z turned by `yaw` about +Y
+    origin: np.ndarray  # (3,) world point under the rest pelvis, at the height of the lowest rest foot joint
+
+    def armature_to_world(self, points: np.ndarray) -> np.ndarray:
+        m = self.world_from_armature
+        return axes.zup_to_yup((np.asarray(points) @ m[:3, :3].T + m[:3, 3]) * self.metres_per_unit)
+
+    def world_to_armature(self, points: np.ndarray) -> np.ndarray:
+        m = self.world_from_armature
+        return (axes.yup_to_zup(np.asarray(points)) / self.metres_per_unit - m[:3, 3]) @ np.linalg.inv(m[:3, :3]).T
+
+    def world_to_character(self, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points) - self.origin) @ yaw_matrix(self.yaw)  # row form of Yaw(−θ)·(p − o)
+
+    def character_to_world(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(points) @ yaw_matrix(self.yaw).T + self.origin
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) rotation taking armature-space directions to character-frame directions (scale removed)."""
+        linear = yaw_matrix(-self.yaw) @ axes.ZUP_TO_YUP @ self.world_from_armature[:3, :3]
+        u, _, vt = np.linalg.svd(linear)  # polar part: exact for rotation × uniform scale
+        return u @ vt
+
+
+def character_frame(world_from_armature: np.ndarray, metres_per_unit: float, rest_joints: np.ndarray) -> CharacterFrame:
+    """The character frame of a rig from its object matrix, unit scale and (22, 3) armature-space rest joints."""
+    matrix = np.asarray(world_from_armature, dtype=np.float64)
+    probe = CharacterFrame(matrix, float(metres_per_unit), 0.0, np.zeros(3))
+    world = probe.armature_to_world(rest_joints)
+    across = (world[2] - world[1]) + (world[17] - world[16])  # right − left; facing = up × across
+    yaw = float(np.arctan2(across[2], -across[0]))  # horizontal forward (−across_z, across_x) → atan2(fx, fz)
+    origin = np.array([world[0, 0], world[_FEET, 1].min(), world[0, 2]])
+    return CharacterFrame(matrix, float(metres_per_unit), yaw, origin)
+
+
+def leg_scale(rest_joints_character: np.ndarray) -> float:
+    """The rig's leg length relative to SMPL's: rest pelvis height over the lowest foot joint, over SMPL's."""
+    return _standing_height(rest_joints_character) / SMPL_STANDING_HEIGHT
+
+
+def proportioned_joints(joints: np.ndarray, rest_joints: np.ndarray, scale: float) -> np.ndarray:
+    """(T, 22, 3) motion with the rig's proportions: each bone keeps its direction and takes the length it has in
+    `rest_joints` (22, 3); the pelvis trajectory (floor at y = 0) is scaled by `scale` (`leg_scale`)."""
+    joints = np.asarray(joints, dtype=np.float64)
+    bones = joints - joints[:, _PARENT_INDEX]
+    unit = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
+    lengths = np.linalg.norm(rest_joints - rest_joints[_PARENT_INDEX], axis=-1)
+    out = np.empty_like(joints)
+    out[:, 0] = joints[:, 0] * scale
+    for j in depth_first_order()[1:]:
+        out[:, j] = out[:, PARENTS[j]] + unit[:, j] * lengths[j]
+    return out
+
+
+def contacts_at_rate(contacts_20fps: np.ndarray, frames: int, fps: float) -> np.ndarray:
+    """(frames, 4) bool contact labels (features 259–262, 20 fps rows) at `fps`, nearest row by time."""
+    labels = np.asarray(contacts_20fps) > 0.5
+    rows = np.clip(np.rint(np.arange(frames) * 20.0 / fps).astype(int), 0, len(labels) - 1)
+    return labels[rows]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) -> np.ndarray:
+    """Foot-contact clean-up: during each contact run of a foot (`contacts` (T, 4) as `contacts_at_rate` gives) its
+    ankle stays at the run's mean position (never below the floor) and the ball moves rigidly with it; the knee is
+    re-solved (two-bone IK in the leg's own bend plane, bone lengths kept); the change fades out over
+    `blend_frames` frames on either side of the run (smoothstep)."""
+    out = np.array(joints, dtype=np.float64)
+    count = len(out)
+    for side, (hip, knee, ankle, ball) in enumerate(_LEGS):
+        planted = contacts[:, 2 * side] | contacts[:, 2 * side + 1]
+        target = out[:, ankle].copy()
+        weight = np.zeros(count)
+        for start, end in _runs(planted):
+            spot = out[start:end, ankle].mean(0)
+            spot[1] = max(spot[1], 0.0)
+            lo, hi = max(0, start - blend_frames), min(count, end + blend_frames)
+            t = np.arange(lo, hi)
+            ramp = np.clip(np.minimum(t - (start - blend_frames), (end - 1 + blend_frames) - t) / blend_frames, 0, 1)
+            ramp = ramp * ramp * (3.0 - 2.0 * ramp)
+            stronger = ramp > weight[lo:hi]
+            weight[lo:hi] = np.where(stronger, ramp, weight[lo:hi])
+            target[lo:hi] = np.where(stronger[:, None], spot, target[lo:hi])
+        if not weight.any():
+            continue
+        new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
+        thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
+        shin = np.linalg.norm(out[:, ankle] - out[:, knee], axis=-1)
+        reach = new_ankle - out[:, hip]
+        distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
+        axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
+        bend = out[:, knee] - out[:, hip]
+        bend -= (bend * axis).sum(-1, keepdims=True) * axis  # the knee's side of the hip → ankle line
+        bend /= np.linalg.norm(bend, axis=-1, keepdims=True).clip(1e-12)
+        along = (thigh**2 - shin**2 + distance**2) / (2 * distance)
+        across = np.sqrt(np.clip(thigh**2 - along**2, 0.0, None))
+        new_knee = out[:, hip] + along[:, None] * axis + across[:, None] * bend
+        new_ankle = out[:, hip] + distance[:, None] * axis
+        out[:, ball] += new_ankle - out[:, ankle]
+        out[:, knee], out[:, ankle] = new_knee, new_ankle
+    return out
+
+
+@dataclass(frozen=True)
+class RigPose:
+    """Keys for a rig: basis rotations of the driven bones and the root bone's location (pose-bone values)."""
+
+    bones: tuple[str, ...]  # driven bones, in SMPL joint order
+    rotations: np.ndarray  # (T, D, 3, 3) `matrix_basis` rotations
+    root_bone: str
+    root_locations: np.ndarray  # (T, 3) `location` of the root bone (its rest frame, armature units)
+
+
+def driven_bones(bone_map: BoneMap) -> list[tuple[int, str]]:
+    """(SMPL joint, bone keyed for it): the joint's own bone (`joint` sources) or the map's `drive` bone; joints
+    read from tails or midpoints have no bone of their own and bones matching `leave_alone` are never keyed."""
+    out: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for j, source in enumerate(bone_map.sources):
+        bone = bone_map.drive[j] if bone_map.drive and bone_map.drive[j] else None
+        if bone is None and source.kind == "joint":
+            bone = source.bones[0]
+        if bone is not None and bone not in seen and not is_left_alone(bone_map, bone):
+            out.append((j, bone))
+            seen.add(bone)
+    if not out or out[0][0] != 0:
+        raise ValueError(f"bone map {bone_map.name}: the pelvis must be a bone's head to drive the rig")
+    return out
+
+
+def solve_rig_pose(joints: np.ndarray, rig: RigRest, bone_map: BoneMap, frame: CharacterFrame) -> RigPose:
+    """(T, 22, 3) joints in the rig's character frame → the basis rotations that put every driven bone where the
+    motion's bone points, whatever the rig's rest pose (T or A), bone rolls and object transform (§4.4, §4.5).
+
+    The §4.3 IK runs against the rig's own rest joints, giving per-joint world deltas Δ_j (rest → pose); a driven
+    bone's target orientation is O_b = Δ_j·R_b (R: rest, armature space), and its basis follows the rig's own chain
+    `P_b = P_parent·R_parentᵀ·R_b·B_b`, so undriven bones in between (extra spine segments, twist bones) stay at
+    rest and are still accounted for. Bones are assumed to inherit their parent's rotation (no constraints).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    rest_character = frame.world_to_character(frame.armature_to_world(rig.rest_joints(bone_map)))
+    offsets = rest_character - rest_character[_PARENT_INDEX]
+    offsets[0] = 0.0
+    deltas = ik.local_to_global(ik.solve_local_rotations(joints, offsets).local_rotations)  # (T, 22, 3, 3)
+    q = frame.rotation()
+    deltas = q.T @ deltas @ q  # armature space
+    driven = driven_bones(bone_map)
+    joint_of = {rig.index(bone): j for j, bone in driven}
+    needed = set(joint_of)
+    for b in list(joint_of):  # every ancestor of a driven bone carries the chain
+        p = rig.parents[b]
+        while p >= 0 and p not in needed:
+            needed.add(p)
+            p = rig.parents[p]
+    rest = rig.rest[:, :3, :3]
+    posed: dict[int, np.ndarray] = {}
+    basis: dict[int, np.ndarray] = {}
+    for b in sorted(needed):  # parents come first in `rig`
+        p = rig.parents[b]
+        inherited = rest[b][None] if p < 0 else posed[p] @ (rest[p].T @ rest[b])
+        if b in joint_of:
+            posed[b] = deltas[:, joint_of[b]] @ rest[b]
+            basis[b] = np.swapaxes(inherited, -1, -2) @ posed[b]
+        else:
+            posed[b] = np.broadcast_to(inherited, (len(joints), 3, 3))
+    root = rig.index(driven[0][1])
+    # The root bone's ancestors are undriven (at rest), so its inherited matrix is its rest: B = R⁻¹·[O | head].
+    head = frame.world_to_armature(frame.character_to_world(joints[:, 0]))
+    location = (head - rig.rest[root, :3, 3]) @ rest[root]  # R_rootᵀ·Δhead, row form
+    names = tuple(bone for _, bone in driven)
+    rotations = np.stack([basis[rig.index(n)] for n in names], 1)
+    return RigPose(names, rotations, names[0], location)
+
+
+def place_motion(
+    joints: np.ndarray,
+    rest_joints_character: np.ndarray,
+    in_place: bool = False,
+) -> np.ndarray:
+    """Decoded motion (T, 22, 3; floor y = 0, starting near the origin facing +Z) → the rig's character frame:
+    the rig's bone lengths, the pelvis trajectory scaled by `leg_scale`; `in_place` keeps the pelvis over its
+    frame-0 ground position (vertical motion and turning are kept)."""
+    out = proportioned_joints(joints, rest_joints_character, leg_scale(rest_joints_character))
+    if in_place:
+        out[..., [0, 2]] -= out[:, :1, [0, 2]] - out[:1, :1, [0, 2]]
+    return out
