@@ -9,24 +9,48 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
-    from shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+    from shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
     from shared.motion.align import GroundTransform, fit_ground_transform
-    from shared.motion.bone_map import BoneMap
+    from shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
     from shared.motion.pipeline import encode_joints
-    from shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
+    from shared.motion.rig_joints import (
+            SMPL_NAMES_MAP,
+            RigMatch,
+            bundled_presets,
+            describe_missing,
+            detect_rig_map,
+            joints_from_bones,
+            match_preset,
+        )
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
-        from .shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+        from .shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
         from .shared.motion.align import GroundTransform, fit_ground_transform
-        from .shared.motion.bone_map import BoneMap
+        from .shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
         from .shared.motion.pipeline import encode_joints
-        from .shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
+        from .shared.motion.rig_joints import (
+            SMPL_NAMES_MAP,
+            RigMatch,
+            bundled_presets,
+            describe_missing,
+            detect_rig_map,
+            joints_from_bones,
+            match_preset,
+        )
     except ImportError:  # source tree (tests): the repo root is on sys.path
-        from shared.motion import axes, humanml3d, ik, quaternion, resample, skeleton
+        from shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
         from shared.motion.align import GroundTransform, fit_ground_transform
-        from shared.motion.bone_map import BoneMap
+        from shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
         from shared.motion.pipeline import encode_joints
-        from shared.motion.rig_joints import SMPL_NAMES_MAP, joints_from_bones, rig_bone_map
+        from shared.motion.rig_joints import (
+            SMPL_NAMES_MAP,
+            RigMatch,
+            bundled_presets,
+            describe_missing,
+            detect_rig_map,
+            joints_from_bones,
+            match_preset,
+        )
 
 
 def client_module() -> ModuleType:

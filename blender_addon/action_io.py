@@ -6,14 +6,13 @@ BLENDER_NOTES.md §3: on 4.4+ an Action needs a slot, a layer, a keyframe strip 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import bpy
 import numpy as np
 
 from .rig_math import PoseTrack
-
-ROOT_BONE = "pelvis"
 
 
 def _enum_value(prop: str, item: str) -> int:
@@ -72,13 +71,14 @@ def _linear() -> int:
     return _LINEAR
 
 
-def key_columns(start_frame: float, track: PoseTrack) -> np.ndarray:
-    """(22·4 + 3, 2K) float32: per F-curve in `write_track` order (bones × w,x,y,z, then pelvis x,y,z) the keys as
-    interleaved (frame, value) pairs, ready for `foreach_set("co", ...)`. Plain numpy: computed before the write."""
+def key_columns(start_frame: float | np.ndarray, track: PoseTrack) -> np.ndarray:
+    """(D·4 + 3, 2K) float32: per F-curve in `write_track` order (bones × w,x,y,z, then root x,y,z) the keys as
+    interleaved (frame, value) pairs, ready for `foreach_set("co", ...)`. Plain numpy: computed before the write.
+    `start_frame`: the first key's frame (one key per frame), or every key's frame (K,)."""
     k = track.frames
-    values = np.concatenate([track.quaternions.reshape(k, -1), track.root_locations], axis=1).T  # (91, K)
+    values = np.concatenate([track.quaternions.reshape(k, -1), track.root_locations], axis=1).T  # (D·4 + 3, K)
     out = np.empty((len(values), k, 2), np.float32)
-    out[:, :, 0] = start_frame + np.arange(k)
+    out[:, :, 0] = start_frame + np.arange(k) if np.ndim(start_frame) == 0 else start_frame
     out[:, :, 1] = values
     return out.reshape(len(values), 2 * k)
 
@@ -94,9 +94,11 @@ def set_keys(fc: bpy.types.FCurve, co: np.ndarray) -> None:
     fc.update()
 
 
-def splice_keys(fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, float]) -> None:
+def splice_keys(
+    fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, float], keep_frames: Sequence[float] = ()
+) -> None:
     """Replace the keys of `fc` inside [span] by linear keys (`co_new`: interleaved (frame, value) pairs); keys
-    outside keep value, interpolation and handles."""
+    outside, and keys on `keep_frames`, keep value, interpolation and handles."""
     kp = fc.keyframe_points
     n = len(kp)
     co, left, right = (np.empty(2 * n, np.float32) for _ in range(3))
@@ -106,6 +108,8 @@ def splice_keys(fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, flo
     kp.foreach_get("handle_left_type", left_type)
     kp.foreach_get("handle_right_type", right_type)
     keep = (co[0::2] < span[0] - 1e-4) | (co[0::2] > span[1] + 1e-4)
+    for frame in keep_frames:
+        keep |= np.abs(co[0::2] - frame) <= 1e-4
     k = int(keep.sum())
     auto = _enum_value("handle_left_type", "AUTO_CLAMPED")
     new_co = co_new.reshape(-1, 2)
@@ -128,27 +132,27 @@ def splice_keys(fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, flo
 
 def write_track(
     channels: Channels,
-    bone_names: list[str],
     start_frame: float,
     track: PoseTrack,
     span: tuple[float, float] | None = None,
     columns: np.ndarray | None = None,
+    keep_frames: Sequence[float] = (),
 ) -> None:
-    """Quaternion keys for `bone_names` (SMPL order) and pelvis location keys from frame `start_frame` on.
+    """Quaternion keys for the track's bones and location keys of its root bone from frame `start_frame` on.
 
     With `span`, keys of existing curves outside it are kept (predict / in-between into a copy of the user's
     Action); without, each curve holds exactly the track. `columns`: `key_columns(start_frame, track)` when
     already computed (the write itself is then only Blender calls).
     """
     columns = key_columns(start_frame, track) if columns is None else columns
-    paths = [(bone_path(b, "rotation_quaternion"), i, b) for b in bone_names for i in range(4)]
-    paths += [(bone_path(bone_names[0], "location"), i, bone_names[0]) for i in range(3)]
+    paths = [(bone_path(b, "rotation_quaternion"), i, b) for b in track.bones for i in range(4)]
+    paths += [(bone_path(track.root_bone, "location"), i, track.root_bone) for i in range(3)]
     for (path, index, group), co in zip(paths, columns, strict=True):
         fc = channels.ensure(path, index, group)
         if span is None:
             set_keys(fc, co)
         else:
-            splice_keys(fc, co, span)
+            splice_keys(fc, co, span, keep_frames)
 
 
 def all_fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:

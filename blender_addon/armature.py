@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import bpy
 import numpy as np
 from mathutils import Vector
 
-from ._shared import axes, skeleton
-from .action_io import armature_data, pose_bones
+from ._shared import (
+    BoneMap,
+    BoneMapError,
+    RigMatch,
+    axes,
+    bundled_presets,
+    describe_missing,
+    detect_rig_map,
+    match_preset,
+    parse_bone_map,
+    retarget,
+    skeleton,
+)
+from .action_io import armature_data, current_scene, pose_bones
+from .rig_math import RigTarget, rig_target
+
+PROP_BONE_MAP = "motiongpt3_bone_map"  # on the Armature data: the JSON of a mapping chosen in the mapping editor
 
 JOINT_NAMES = list(skeleton.JOINT_NAMES)
 LEAF_LENGTH = 0.08  # metres: tail length of bones without a child (feet, head, wrists)
@@ -15,10 +33,7 @@ LEAF_LENGTH = 0.08  # metres: tail length of bones without a child (feet, head, 
 
 def rest_heads() -> np.ndarray:
     """(22, 3) rest joint positions in Blender axes: `TPOSE_OFFSETS` accumulated, lowest joint on the ground."""
-    offsets = skeleton.TPOSE_OFFSETS
-    joints = np.zeros((skeleton.NUM_JOINTS, 3))
-    for j in skeleton.depth_first_order()[1:]:
-        joints[j] = joints[skeleton.PARENTS[j]] + offsets[j]
+    joints = skeleton.tpose_joints()
     joints[:, 1] -= joints[:, 1].min()
     return axes.yup_to_zup(joints)
 
@@ -78,15 +93,79 @@ def create_smpl_armature(context: bpy.types.Context, name: str = "SMPL-22") -> b
 
 
 def is_smpl_armature(obj: bpy.types.Object | None) -> bool:
-    """An armature with all 22 SMPL joint names (the add-on writes motion onto these)."""
+    """An armature with all 22 SMPL joint names (the add-on creates these)."""
     if obj is None or obj.type != "ARMATURE":
         return False
     bones = armature_data(obj).bones
     return all(n in bones for n in JOINT_NAMES)
 
 
-def bone_rest(obj: bpy.types.Object, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """((N, 3) heads, (N, 3, 3) rotations) of `bone.matrix_local` (armature space) for the named bones."""
-    bones = armature_data(obj).bones
-    matrices = np.array([np.array(bones[n].matrix_local) for n in names], dtype=np.float64)
-    return matrices[:, :3, 3], matrices[:, :3, :3]
+def user_preset_dir(create: bool = False) -> Path | None:
+    """Where saved bone-map presets live (`<Blender config>/motiongpt3/bone_maps`); None if Blender has none."""
+    folder = bpy.utils.user_resource("CONFIG", path="motiongpt3/bone_maps", create=create)
+    return Path(folder) if folder else None
+
+
+def presets() -> list[BoneMap]:
+    """The bundled bone-map presets, then the user's saved ones (unreadable files are skipped)."""
+    out = bundled_presets()
+    folder = user_preset_dir()
+    for path in sorted(folder.glob("*.json")) if folder is not None and folder.is_dir() else ():
+        try:
+            out.append(parse_bone_map(json.loads(path.read_text(encoding="utf-8")), path.stem))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def bone_parents(obj: bpy.types.Object) -> dict[str, str | None]:
+    """{bone name: parent name or None} of an armature."""
+    return {b.name: (b.parent.name if b.parent else None) for b in armature_data(obj).bones}
+
+
+def rig_match(obj: bpy.types.Object) -> RigMatch:
+    """The armature's own mapping (set in the mapping editor) or the best-scoring preset."""
+    parents = bone_parents(obj)
+    stored = armature_data(obj).get(PROP_BONE_MAP)
+    if stored:
+        return match_preset(parse_bone_map(json.loads(str(stored)), "custom"), parents)
+    return detect_rig_map(parents, presets())
+
+
+def rig_bone_map(obj: bpy.types.Object | None) -> BoneMap:
+    """The complete bone map of an armature, or ValueError naming the joints no bone was found for."""
+    if obj is None or obj.type != "ARMATURE":
+        raise ValueError("select an armature")
+    try:
+        match = rig_match(obj)
+    except (BoneMapError, ValueError, json.JSONDecodeError) as error:
+        raise ValueError(f"{obj.name}: bad bone mapping: {error}") from None
+    if not match.complete:
+        raise ValueError(f"{obj.name}: {describe_missing(match)}; map them in the Bone Mapping panel")
+    return match.bone_map
+
+
+def is_mapped_armature(obj: bpy.types.Object | None) -> bool:
+    """An armature a bone map fits completely (motion can be written onto it and read from it)."""
+    try:
+        rig_bone_map(obj)
+    except ValueError:
+        return False
+    return True
+
+
+def rig_rest(obj: bpy.types.Object) -> retarget.RigRest:
+    """Every bone of the armature at rest (`matrix_local`, parents, lengths)."""
+    bones = list(armature_data(obj).bones)
+    return retarget.RigRest.from_bones(
+        [b.name for b in bones],
+        [b.parent.name if b.parent else None for b in bones],
+        np.array([np.array(b.matrix_local) for b in bones]),
+        [b.length for b in bones],
+    )
+
+
+def target_of(obj: bpy.types.Object) -> RigTarget:
+    """The retargeting target of an armature object: rest, bone map, current object matrix, scene unit scale."""
+    scale = current_scene().unit_settings.scale_length or 1.0
+    return rig_target(rig_rest(obj), rig_bone_map(obj), np.array(obj.matrix_world), scale)

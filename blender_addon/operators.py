@@ -101,12 +101,12 @@ def _read_range(context: bpy.types.Context, settings: Any) -> tuple[int, int]:
 
 
 def _read_steps(plan: readback.ReadPlan) -> Steps[tuple[np.ndarray, np.ndarray, float]]:
-    """(features (K-1, 263), armature-space joints at 20 fps (K, 22, 3), scene fps) of the planned frames, in slices:
+    """(features (K-1, 263), world joints at 20 fps (K, 22, 3), scene fps) of the planned frames, in slices:
     as many frames per slice as fit in the tick's budget, then the encoding (~5 ms for 9.8 s) as a slice of its own."""
     sampled = yield from readback.sample_joints_steps(plan)
     yield None
     features = encode_joints(sampled.world, sampled.fps).astype(np.float32)
-    context_joints = resample.resample_linear(sampled.armature, sampled.fps, rig_math.SMPL_FPS)
+    context_joints = resample.resample_linear(sampled.world, sampled.fps, rig_math.SMPL_FPS)
     return features, context_joints, sampled.fps
 
 
@@ -136,7 +136,7 @@ class MOTION_OT_create_armature(bpy.types.Operator):
 
 
 class MOTION_OT_generate(bpy.types.Operator):
-    """Generate motion from the prompt onto the active SMPL-22 armature (as new Actions)"""
+    """Generate motion from the prompt onto the active armature, SMPL-22 or any mapped rig (as new Actions)"""
 
     bl_idname = "motion.generate"
     bl_label = "Generate"
@@ -145,9 +145,15 @@ class MOTION_OT_generate(bpy.types.Operator):
         s = _settings(context)
         scene = _scene(context)
         obj = context.active_object
-        if obj is None or not armature.is_smpl_armature(obj):
+        if obj is not None and obj.type == "ARMATURE":
+            try:
+                armature.rig_bone_map(obj)
+            except ValueError as error:
+                self.report({"ERROR"}, str(error))
+                return {"CANCELLED"}
+        else:
             if not s.create_armature:
-                self.report({"ERROR"}, "select an SMPL-22 armature (or enable Create SMPL-22 Armature)")
+                self.report({"ERROR"}, "select an armature (or enable Create SMPL-22 Armature)")
                 return {"CANCELLED"}
             obj = armature.create_smpl_armature(context)
         fps = readback.scene_fps(scene)
@@ -164,7 +170,7 @@ class MOTION_OT_generate(bpy.types.Operator):
             fields["guidance"] = s.guidance
         start = scene.frame_current if s.use_current_frame else s.start_frame
         params = {"prompt": s.prompt, "seed": seed, "fps": fps, "frames": frames, "start_frame": start}
-        params["root_motion"] = s.root_motion
+        params["root_motion"], params["plant_feet"] = s.root_motion, s.plant_feet
         try:
             _send("generate", fields, None, obj.name, params)
         except Exception as error:  # zmq missing, bad key file, invalid fields
@@ -238,12 +244,8 @@ def _context_plan(
     op: bpy.types.Operator, context: bpy.types.Context, first: int, last: int
 ) -> readback.ReadPlan | None:
     """Shared part of predict / in-between: the read plan, or None (reported) when the request cannot be made."""
-    obj = context.active_object
-    if obj is None or not armature.is_smpl_armature(obj):
-        op.report({"ERROR"}, "select an SMPL-22 armature (results are written onto it)")
-        return None
     try:
-        return readback.plan_read(obj, first, last, _settings(context).unit_scale)
+        return readback.plan_read(context.active_object, first, last, _settings(context).unit_scale)
     except ValueError as error:
         op.report({"ERROR"}, str(error))
         return None

@@ -33,6 +33,11 @@ class MotionSettings(bpy.types.PropertyGroup):
     use_current_frame: BoolProperty(name="At Current Frame", default=True, description="Start at the current frame")
     start_frame: IntProperty(name="Start Frame", default=1)
     root_motion: BoolProperty(name="Root Motion", default=True, description="Off: the pelvis stays over its start")
+    plant_feet: BoolProperty(
+        name="Plant Feet",
+        default=False,
+        description="Hold feet still while the motion's contact labels say they are planted (knees re-solved)",
+    )
     create_armature: BoolProperty(
         name="Create SMPL-22 Armature",
         default=True,

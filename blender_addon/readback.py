@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ._shared import BoneMap, axes, joints_from_bones, resample, rig_bone_map
+from . import armature
+from ._shared import BoneMap, axes, joints_from_bones, resample
 from .action_io import armature_data, assign_action, current_scene, pose_bones, restore_action
 from .steps import SLICE_S, Steps, run_steps
 
@@ -95,16 +96,15 @@ def plan_read(
 ) -> ReadPlan:
     """Check that `obj` is an armature a bone map fits and that [first, last] has two frames or more.
 
-    `unit_scale`: metres per armature unit; 0 uses the bone map's unit (1 for SMPL-named rigs).
+    `unit_scale`: metres per world unit; 0 uses the bone map's unit (1 for armature presets) times the scene's unit
+    scale. The bone map is the armature's own mapping or the best-fitting preset (`armature.rig_bone_map`).
     """
-    if obj is None or obj.type != "ARMATURE":
-        raise ValueError("select an armature")
-    bone_map = rig_bone_map(b.name for b in armature_data(obj).bones)
-    if bone_map is None:
-        raise ValueError(f"{obj.name}: no bone map fits this armature's bone names (SMPL, CMU or cgspeed names)")
+    bone_map = armature.rig_bone_map(obj)
+    assert obj is not None  # rig_bone_map refuses None
     if last - first < 1:
         raise ValueError(f"frame range {first}-{last} needs at least two frames")
-    scale = unit_scale if unit_scale > 0 else bone_map.unit_to_metres
+    metres_per_unit = current_scene().unit_settings.scale_length or 1.0
+    scale = unit_scale if unit_scale > 0 else bone_map.unit_to_metres * metres_per_unit
     return ReadPlan(obj, bone_map, int(first), int(last), scale, action)
 
 

@@ -31,8 +31,8 @@ def action_name(prompt: str, seed: int, candidate: int, candidates: int) -> str:
 
 def _target(job: Job) -> bpy.types.Object:
     obj = bpy.data.objects.get(job.target)
-    if obj is None or not armature.is_smpl_armature(obj):
-        raise ValueError(f"the target armature {job.target!r} is gone or is not an SMPL-22 armature")
+    if obj is None or obj.type != "ARMATURE":
+        raise ValueError(f"the target armature {job.target!r} is gone")
     return obj
 
 
@@ -59,36 +59,38 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     timer across ticks so that the undo-registered write that follows is short. Captions need none."""
     if job.kind == "caption":
         return []
-    obj = _target(job)
-    heads, rotations = armature.bone_rest(obj, armature.JOINT_NAMES)
+    target = armature.target_of(_target(job))
     motions = _motions(job)
     p = job.params
     takes = []
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
+        contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :] if p.get("plant_feet") else None
         if job.kind == "generate":
-            track = yield from rig_math.pose_track_steps(
-                joints, p["fps"], heads, rotations, p.get("frames"), p.get("root_motion", True)
-            )
+            placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True))
+            track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))
             name = action_name(p["prompt"], p["seed"], c, len(motions))
             start = float(p["start_frame"])
             takes.append(Take(name, c, start, track, key_columns(start, track)))
             continue
-        # Predict / in-between: the decoded motion starts at the origin facing +Z; it is placed onto the user's
-        # animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the frames read.
-        context = np.asarray(p["context_joints"])  # (K, 22, 3) armature space, Y-up, 20 fps
+        # Predict / in-between: the decoded motion starts at the origin facing +Z; in the rig's proportions it is placed
+        # onto the user's animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the
+        # frames read (world, 20 fps → the rig's character frame).
+        context = target.frame.world_to_character(np.asarray(p["context_joints"]))
         known = np.asarray(p["known"], dtype=bool)  # (K,) frames of the result that are the user's
+        proportioned = rig_math.place_motion(target, joints, contacts)
         shared = min(len(joints), len(context), len(known))
         fit = known[:shared]
-        placed = fit_ground_transform(joints[:shared][fit], context[:shared][fit]).apply(joints)
-        track = yield from rig_math.pose_track_steps(placed, p["fps"], heads, rotations)
+        placed = fit_ground_transform(proportioned[:shared][fit], context[:shared][fit]).apply(proportioned)
+        track = yield from rig_math.pose_track_steps(placed, p["fps"], target)
         first, span = float(p["first_frame"]), (float(p["span"][0]), float(p["span"][1]))
         frames = first + np.arange(track.frames)
         inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
-        clipped = rig_math.PoseTrack(track.fps, track.quaternions[inside], track.root_locations[inside])
+        for kept in p.get("keep_frames", ()):  # the user's own keys inside the span stay exactly as keyed
+            inside &= np.abs(frames - kept) > 1e-6
+        clipped = track.sliced(inside)
         name = action_name(f"{p['prompt']} {p.get('source_action') or ''}", p["seed"], c, len(motions))
-        start = first + int(np.argmax(inside))
-        takes.append(Take(name, c, start, clipped, key_columns(start, clipped)))
+        takes.append(Take(name, c, first, clipped, key_columns(frames[inside], clipped)))
     return takes
 
 
@@ -115,8 +117,9 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
     previous = obj.animation_data.action if obj.animation_data is not None else None
     if previous is not None and previous.users <= 1:
         previous.use_fake_user = True  # it loses its only user now: without one, saving the file would drop it
-    for pb in pose_bones(obj):
-        pb.rotation_mode = "QUATERNION"
+    bones = pose_bones(obj)
+    for name in {b for take in takes for b in take.track.bones}:
+        bones[name].rotation_mode = "QUATERNION"
     actions = []
     for take in takes:
         action = source.copy() if source is not None else bpy.data.actions.new(take.name)
@@ -124,7 +127,8 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
         _tag(action, job, take)
         actions.append(action)
     for action, take in reversed(list(zip(actions, takes, strict=True))):  # the first one stays assigned
-        write_track(Channels(obj, action, slot), armature.JOINT_NAMES, take.start, take.track, span, take.columns)
+        keep = [float(f) for f in job.params.get("keep_frames", ())]
+        write_track(Channels(obj, action, slot), take.start, take.track, span, take.columns, keep)
     obj["motiongpt3_last_group"] = job.request_id
     return actions
 

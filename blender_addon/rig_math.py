@@ -1,9 +1,7 @@
-"""Pure-numpy rig math for the add-on: HumanML3D joints (Y-up) → pose-bone quaternions and root locations (Z-up).
+"""Pure-numpy rig math for the add-on: HumanML3D joints → pose-bone quaternions and root locations of any mapped rig.
 
-Conventions (BLENDER_NOTES.md §5.2): `rest_rotations[j]` is the rotation part of `bone.matrix_local` (armature
-space, Blender axes); a parent-relative SMPL rotation `r` (T-pose rest, identity joint frames) expressed in Blender
-axes `C·r·Cᵀ` becomes the pose-bone basis `R⁻¹·r·R`; the root's `location` lives in its rest bone frame.
-Quaternions are (w, x, y, z), consecutive frames on one hemisphere (F-curves interpolate per component).
+The solve itself is `shared.motion.retarget` (rest-pose aware, BLENDER_NOTES.md §5.2); here: frame rates, slices,
+key layout. Quaternions are (w, x, y, z), consecutive frames on one hemisphere (F-curves interpolate per component).
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._shared import axes, ik, quaternion, resample, skeleton
+from ._shared import BoneMap, quaternion, resample, retarget
 from .steps import Steps, run_steps
 
 SMPL_FPS = 20.0
@@ -20,9 +18,11 @@ SMPL_FPS = 20.0
 
 @dataclass(frozen=True)
 class PoseTrack:
-    """Keys for the 22 SMPL bones: (K, 22, 4) basis quaternions and (K, 3) pelvis locations at `fps`."""
+    """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`."""
 
     fps: float
+    bones: tuple[str, ...]
+    root_bone: str
     quaternions: np.ndarray
     root_locations: np.ndarray
 
@@ -30,13 +30,28 @@ class PoseTrack:
     def frames(self) -> int:
         return len(self.quaternions)
 
+    def sliced(self, keep: np.ndarray) -> PoseTrack:
+        """The frames where `keep` (K,) is true."""
+        return PoseTrack(self.fps, self.bones, self.root_bone, self.quaternions[keep], self.root_locations[keep])
 
-def rest_offsets_yup(rest_heads: np.ndarray) -> np.ndarray:
-    """(22, 3) parent-relative rest offsets in HumanML3D axes from (22, 3) armature-space bone heads (Z-up)."""
-    heads = np.asarray(rest_heads, dtype=np.float64)
-    offsets = heads - heads[np.maximum(np.array(skeleton.PARENTS), 0)]
-    offsets[0] = 0.0
-    return axes.zup_to_yup(offsets)
+
+@dataclass(frozen=True)
+class RigTarget:
+    """What the solver needs of a target armature: its rest, bone map, character frame and rest joints there."""
+
+    rig: retarget.RigRest
+    bone_map: BoneMap
+    frame: retarget.CharacterFrame
+    rest_joints: np.ndarray  # (22, 3) in the character frame (Y-up metres, facing +Z, floor at 0)
+
+
+def rig_target(
+    rig: retarget.RigRest, bone_map: BoneMap, world_from_armature: np.ndarray, metres_per_unit: float
+) -> RigTarget:
+    """A `RigTarget` for an armature object with `matrix_world` and the scene's metres per unit."""
+    rest = rig.rest_joints(bone_map)
+    frame = retarget.character_frame(world_from_armature, metres_per_unit, rest)
+    return RigTarget(rig, bone_map, frame, frame.world_to_character(frame.armature_to_world(rest)))
 
 
 def continuous_quaternions(quats: np.ndarray) -> np.ndarray:
@@ -64,56 +79,34 @@ def joints_at_scene_rate(joints_20fps: np.ndarray, scene_fps: float, frames: int
 IK_CHUNK_FRAMES = 32  # frames solved per slice (1.5-3 ms of numpy on a loaded 2-core machine)
 
 
-def bone_rotations(
-    joints: np.ndarray, rest_heads: np.ndarray, rest_rotations: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(K, 22, 3) joints (HumanML3D axes, armature units) → ((K, 22, 4) basis quaternions, (K, 3) pelvis positions
-    in armature space). Frames are independent (any chunk of frames gives the same rows); quaternion signs are not
-    yet made continuous.
-
-    `rest_heads` (22, 3) and `rest_rotations` (22, 3, 3) describe the armature's rest pose in armature space, in
-    SMPL joint order. The IK solves against the armature's own rest offsets, so bone directions follow the motion
-    and the pelvis lands exactly on the motion's pelvis.
-    """
-    solved = ik.solve_local_rotations(np.asarray(joints, dtype=np.float64), rest_offsets_yup(rest_heads))
-    local_zup = axes.rotation_yup_to_zup(solved.local_rotations)  # (K, 22, 3, 3) C·r·Cᵀ
-    rest = np.asarray(rest_rotations, dtype=np.float64)
-    basis = np.swapaxes(rest, -1, -2)[None] @ local_zup @ rest[None]  # R⁻¹·r·R
-    return quaternion.matrix_to_quat(basis), axes.yup_to_zup(solved.root_positions)
+def place_motion(
+    target: RigTarget, joints_20fps: np.ndarray, contacts_20fps: np.ndarray | None = None, in_place: bool = False
+) -> np.ndarray:
+    """Decoded joints (20 fps, floor at 0, near the origin facing +Z) in the rig's proportions and character frame
+    (root scaled by its leg length); with `contacts_20fps` (features 259–262) planted feet are held still."""
+    placed = retarget.place_motion(joints_20fps, target.rest_joints, in_place)
+    if contacts_20fps is not None:
+        placed = retarget.plant_feet(placed, retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS))
+    return placed
 
 
 def pose_track_steps(
-    joints_20fps: np.ndarray,
-    scene_fps: float,
-    rest_heads: np.ndarray,
-    rest_rotations: np.ndarray,
-    frames: int | None = None,
-    root_motion: bool = True,
+    joints_20fps: np.ndarray, scene_fps: float, target: RigTarget, frames: int | None = None
 ) -> Steps[PoseTrack]:
-    """Joints at 20 fps (HumanML3D axes) → a `PoseTrack` of `frames` keys at the scene rate, `IK_CHUNK_FRAMES`
-    frames per slice. With `root_motion` False the pelvis keeps its ground position of frame 0 (vertical motion and
-    turning are kept)."""
+    """Joints at 20 fps in the rig's character frame → a `PoseTrack` of `frames` keys at the scene rate,
+    `IK_CHUNK_FRAMES` frames per slice (frames are solved independently)."""
     joints = joints_at_scene_rate(joints_20fps, scene_fps, frames)
-    quats = np.empty((len(joints), skeleton.NUM_JOINTS, 4))
-    pelvis = np.empty((len(joints), 3))
+    bones = tuple(bone for _, bone in retarget.driven_bones(target.bone_map))
+    quats = np.empty((len(joints), len(bones), 4))
+    location = np.empty((len(joints), 3))
     for start in range(0, len(joints), IK_CHUNK_FRAMES):
         end = start + IK_CHUNK_FRAMES
-        quats[start:end], pelvis[start:end] = bone_rotations(joints[start:end], rest_heads, rest_rotations)
+        pose = retarget.solve_rig_pose(joints[start:end], target.rig, target.bone_map, target.frame)
+        quats[start:end], location[start:end] = quaternion.matrix_to_quat(pose.rotations), pose.root_locations
         yield min(1.0, end / len(joints))
-    if not root_motion:
-        pelvis[:, :2] = pelvis[:1, :2]
-    rest = np.asarray(rest_rotations, dtype=np.float64)
-    location = (pelvis - np.asarray(rest_heads, dtype=np.float64)[0]) @ rest[0]  # R_rootᵀ·Δp, row form
-    return PoseTrack(float(scene_fps), continuous_quaternions(quats), location)
+    return PoseTrack(float(scene_fps), bones, bones[0], continuous_quaternions(quats), location)
 
 
-def pose_track(
-    joints_20fps: np.ndarray,
-    scene_fps: float,
-    rest_heads: np.ndarray,
-    rest_rotations: np.ndarray,
-    frames: int | None = None,
-    root_motion: bool = True,
-) -> PoseTrack:
+def pose_track(joints_20fps: np.ndarray, scene_fps: float, target: RigTarget, frames: int | None = None) -> PoseTrack:
     """`pose_track_steps` in one go."""
-    return run_steps(pose_track_steps(joints_20fps, scene_fps, rest_heads, rest_rotations, frames, root_motion))
+    return run_steps(pose_track_steps(joints_20fps, scene_fps, target, frames))

@@ -54,16 +54,16 @@ def main() -> None:
     scene.render.fps = 60
     obj = armature.create_smpl_armature(bpy.context)
     features = np.load(REFERENCE_DATA / "humanml3d" / "feats_012314.npy")
-    heads, rotations = armature.bone_rest(obj, armature.JOINT_NAMES)
+    target = armature.target_of(obj)
     joints = features_to_joints(features[:-1])
-    track = rig_math.pose_track(joints, 60.0, heads, rotations, frames=400)
+    track = rig_math.pose_track(joints, 60.0, target, frames=400)
     print(f"bpy {bpy.app.version_string}")
 
     def write() -> None:
-        write_track(Channels(obj, bpy.data.actions.new("bench")), armature.JOINT_NAMES, 1.0, track)
+        write_track(Channels(obj, bpy.data.actions.new("bench")), 1.0, track)
 
     print(f"write 400 frames x 22 bones (91 F-curves, foreach_set): {best_of(write) * 1e3:.1f} ms (goal <= 10 ms)")
-    solve = best_of(lambda: rig_math.pose_track(joints, 60.0, heads, rotations, frames=400))
+    solve = best_of(lambda: rig_math.pose_track(joints, 60.0, target, frames=400))
     print(f"  + decode/IK/quaternions for those 400 frames (numpy): {solve * 1e3:.1f} ms")
 
     bpy.ops.mesh.primitive_grid_add(x_subdivisions=173, y_subdivisions=173, size=1.0)
@@ -73,8 +73,8 @@ def main() -> None:
     modifier = mesh.modifiers.new("Armature", "ARMATURE")
     modifier.object = obj
     scene.render.fps = 20
-    short = rig_math.pose_track(joints[:200], 20.0, heads, rotations)
-    write_track(Channels(obj, bpy.data.actions.new("read")), armature.JOINT_NAMES, 1.0, short)
+    short = rig_math.pose_track(joints[:200], 20.0, target)
+    write_track(Channels(obj, bpy.data.actions.new("read")), 1.0, short)
     read = best_of(lambda: readback.sample_joints(obj, 1, 200), 3)
     print(
         f"read back 200 frames, armature deforming a {len(mesh.data.vertices)}-vertex mesh: {read:.3f} s (goal 0.1 s)"

@@ -124,6 +124,8 @@ def test_bone_directions_follow_the_source_on_any_rest_roll_and_object_transform
     across_rest = rest[2] - rest[1] + rest[17] - rest[16]
     across = zup_to_yup(world[:3, :3] @ (across_rest if fbx_cm else yup_to_zup(across_rest)))
     yaw = np.arctan2(across[2], -across[0])
+    if abs(yaw - round(yaw / (np.pi / 2)) * np.pi / 2) < np.radians(10):  # facing an axis, up to asymmetries
+        yaw = round(yaw / (np.pi / 2)) * np.pi / 2
     got_yup = zup_to_yup(np.stack([heads[n] for n in names], 1)) @ yaw_matrix(yaw)
     error = _angle(_directions(got_yup), _directions(source))
     assert error.max() < 0.05, (error.max(0).round(3), error.max(1).round(2)[:10])

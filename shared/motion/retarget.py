@@ -29,6 +29,7 @@ def _standing_height(joints: np.ndarray) -> float:
 
 
 SMPL_STANDING_HEIGHT = _standing_height(tpose_joints())  # metres: the leg length decoded motion is made for
+SNAP_YAW = np.radians(10.0)  # a rest facing this close to an axis is taken as facing along it
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ def character_frame(world_from_armature: np.ndarray, metres_per_unit: float, res
     world = probe.armature_to_world(rest_joints)
     across = (world[2] - world[1]) + (world[17] - world[16])  # right − left; facing = up × across
     yaw = float(np.arctan2(across[2], -across[0]))  # horizontal forward (−across_z, across_x) → atan2(fx, fz)
+    quarter = round(yaw / (np.pi / 2)) * (np.pi / 2)
+    if abs(yaw - quarter) < SNAP_YAW:  # modelled facing an axis: small rest asymmetries must not turn the motion
+        yaw = quarter
     origin = np.array([world[0, 0], world[_FEET, 1].min(), world[0, 2]])
     return CharacterFrame(matrix, float(metres_per_unit), yaw, origin)
 
