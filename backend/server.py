@@ -140,8 +140,12 @@ class Server:
     def stop(self, notify: bool = True) -> None:
         """Stop. notify=True: every pending job gets `shutting_down`, and so does every recent client; False: vanish
         without a word (as a crash would)."""
-        self._notify = notify
-        self._stop_requested.set()
+        if not self._stop_requested.is_set():  # the first reason to stop decides whether clients are told
+            self._notify = notify
+            self._stop_requested.set()
+        self._join_io()
+
+    def _join_io(self) -> None:
         for thread in self._threads:
             if thread.name == "motiongpt3-io":
                 thread.join()
@@ -157,7 +161,7 @@ class Server:
         try:
             while not self._stop_requested.wait(0.5):
                 pass
-            self.stop(notify=True)
+            self._join_io()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
