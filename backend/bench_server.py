@@ -119,15 +119,19 @@ def throughput(clients: list[MotionClient], total: int, make_request: Callable[[
     return total / (time.perf_counter() - start), float(np.mean(batch_sizes))
 
 
+SOAK_SHAPES = 10  # lengths each kind of job cycles through
+
+
 def _soak_request(index: int, clip: np.ndarray, known: np.ndarray) -> tuple:
-    """Every kind of job in turn, at a few diffusion steps (the soak is about memory, not speed)."""
-    kind = index % 4
+    """Every kind of job in turn, each cycling through SOAK_SHAPES lengths, at a few diffusion steps (the soak is
+    about memory, not speed). Shape-keyed caches fill during the warm-up; after it, growth would be a leak."""
+    kind, size = index % 4, (index // 4) % SOAK_SHAPES
     if kind == 0:
-        return "generate", {"text": f"a person walks {index % 7 + 1} steps", "frames": 40 + index % 100, "steps": 10}
+        return "generate", {"text": f"a person walks {size + 1} steps", "frames": 40 + 10 * size, "steps": 10}
     if kind == 1:
-        return "caption", {}, {"features": clip[: 20 + index % 150]}
+        return "caption", {}, {"features": clip[: 20 + 15 * size]}
     if kind == 2:
-        return "predict", {"frames": 30, "steps": 10, "seed": index}, {"features": clip[:60]}
+        return "predict", {"frames": 30, "steps": 10, "seed": index}, {"features": clip[: 20 + 5 * size]}
     return "inbetween", {"steps": 10, "seed": index}, {"features": clip[:80], "known": known}
 
 
@@ -165,14 +169,14 @@ def run_server_benchmark(
             known = np.zeros(80, dtype=bool)
             known[:20] = known[60:] = True
             mixed = lambda i: _soak_request(i, clip, known)  # noqa: E731
-            throughput(pool, 8 * len(pool), mixed)  # warm-up: every task once at least
+            throughput(pool, 2 * 4 * SOAK_SHAPES, mixed)  # warm-up: every kind and length of job twice
             rss = [_server_rss(pool[0])]
             started = time.perf_counter()
             for part in range(4):
                 throughput(pool, soak // 4 + (part < soak % 4), mixed)
                 rss.append(_server_rss(pool[0]))
             print(
-                f"soak: {soak} mixed requests (generate/caption/predict/inbetween, {len(pool)} clients, "
+                f"soak: {soak} mixed requests after warm-up (generate/caption/predict/inbetween, {len(pool)} clients, "
                 f"{soak / (time.perf_counter() - started):.1f} requests/s): server memory {_mib(rss[0])} at start, "
                 f"{_mib(rss[-1])} at end (every quarter: {', '.join(_mib(r) for r in rss)})"
             )
