@@ -83,7 +83,7 @@ def _bench_model(preset: str, device: str, checkpoint: str | None, int8: bool) -
 
     from backend.model.config import PRESETS
     from backend.model.loading import EMBEDDED_MODEL, build_model, load_model, resolve_device
-    from backend.model.quantize import quantize_diffusion_int8
+    from backend.model.quantize import quantize_int8
 
     if checkpoint is None and preset == "demo" and EMBEDDED_MODEL.is_file():
         checkpoint = str(EMBEDDED_MODEL)
@@ -92,7 +92,7 @@ def _bench_model(preset: str, device: str, checkpoint: str | None, int8: bool) -
     else:
         torch.manual_seed(0)
         model, weights = build_model(PRESETS[preset](), None, "random").to(resolve_device(device)), "random weights"
-    return (quantize_diffusion_int8(model), weights + ", int8 diffusion") if int8 else (model, weights)
+    return (quantize_int8(model), weights + ", int8 diffusion + backbone") if int8 else (model, weights)
 
 
 def benchmark_model(

@@ -11,7 +11,7 @@ from backend.model.baseline import reference_caption, reference_sample, referenc
 from backend.model.config import tiny_config
 from backend.model.diffusion_head import draw_chain_noise, randn_like_rows
 from backend.model.loading import build_model
-from backend.model.quantize import quantize_diffusion_int8
+from backend.model.quantize import quantize_int8
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -84,7 +84,7 @@ def test_int8_diffusion_stays_within_tolerance_and_is_opt_in(model):
     reference = text_to_motion(model, ["walk"], 40, seed=3, steps=STEPS)[0][0]
     quantized = build_model(model.config, model.state_dict(), "copy")
     assert np.array_equal(text_to_motion(quantized, ["walk"], 40, seed=3, steps=STEPS)[0][0], reference)
-    quantize_diffusion_int8(quantized)
+    quantize_int8(quantized)
     moved = relative_deviation(text_to_motion(quantized, ["walk"], 40, seed=3, steps=STEPS)[0][0], reference)
     assert 0 < moved < 0.1
 
@@ -131,3 +131,15 @@ def test_cuda_fast_path_matches_the_cpu_baseline():
     reference = reference_text_to_motion(cpu, "walk", 40, seed=3, steps=STEPS)
     fast = text_to_motion(gpu, ["walk"], 40, seed=3, steps=STEPS)[0][0]
     assert relative_deviation(fast, reference) < 0.05  # bf16/fp16 autocast on the GPU
+
+
+def test_vae_decoder_shortcut_for_one_latent_token_matches_the_torch_layers(model):
+    """Eval decoding skips the cross-attention's per-frame work (one memory token); train mode runs torch's own
+    layers (the tiny preset has no dropout, so both modes compute the same function)."""
+    z, lengths = torch.randn(3, 1, model.config.latent_dim), torch.tensor([40, 7, 23])
+    vae = build_model(model.config, model.state_dict(), "copy").vae
+    with torch.no_grad():
+        fast = vae.eval().decode(z, lengths)
+        reference = vae.train().decode(z, lengths)
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+    assert fast[1, 7:].abs().max() == 0 and fast[1, :7].abs().max() > 0

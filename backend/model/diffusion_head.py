@@ -399,9 +399,9 @@ class DiffusionHead(nn.Module):
             raise ValueError("classifier-free guidance (guidance_scale != 1) needs null_cond")
         chain = self.sampling_schedule(steps)
         b, device = cond.shape[0], cond.device
-        if guided:
-            cond = torch.cat([cond, null_cond.to(cond.dtype).expand(b, -1, -1)])  # [2B, H, Z]
-        cond_emb = self.net.cond_embed(cond)  # [B or 2B, L, W], computed once (independent of x, t)
+        if guided:  # the null condition is the same for every row: encoded (and AdaLN-projected) once
+            cond = torch.cat([cond, null_cond.to(cond.dtype)[None]])  # [B+1, H, Z]
+        cond_emb = self.net.cond_embed(cond)  # [B or B+1, L, W], computed once (independent of x, t)
         noise = draw_chain_noise(chain.num_steps, (b, *self.target_shape), generator, device)  # [K, B, L, D]
         if device.type == "cuda" and self.cuda_graphs:
             if should_cancel is not None and should_cancel():
@@ -422,9 +422,12 @@ class DiffusionHead(nn.Module):
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
-        """The sampling loop: cond_emb [B or 2B, L, W] (2B = [cond; null] under CFG), noise [K, B, L, D] from
-        `draw_chain_noise` (x_T, then the noise of steps K−1 … 1) -> x_0 [B, L, D] float32."""
+        """The sampling loop: cond_emb [B, L, W], or [B+1, L, W] under CFG (last row: the null condition's),
+        noise [K, B, L, D] from `draw_chain_noise` (x_T, then the noise of steps K−1 … 1) -> x_0 [B, L, D] float32.
+
+        Under CFG the network runs on [x; x] against [cond rows; B copies of the null row] in one call."""
         total, guided = chain.num_steps, guidance_scale != 1.0
+        b = noise.shape[1]
         order = chain.sampling_order(cond_emb.device)  # [K]
         per_call = max(1, STEP_CONDITION_ROWS // cond_emb.shape[0])  # steps whose AdaLN terms one call computes
         x, terms = noise[0], ()
@@ -433,9 +436,12 @@ class DiffusionHead(nn.Module):
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"diffusion sampling cancelled after {j} of {total} steps")
             if j % per_call == 0:
-                terms = self.net.modulations(order[j : j + per_call], cond_emb)  # each [c, B or 2B, L, W]
+                terms = self.net.modulations(order[j : j + per_call], cond_emb)  # each [c, B or B+1, L, W]
+            step_terms = [t[j % per_call] for t in terms]
+            if guided:
+                step_terms = [torch.cat([t[:b], t[b:].expand(b, *t.shape[1:])]) for t in step_terms]  # [2B, L, W]
             x_in = torch.cat([x, x]) if guided else x
-            eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), [t[j % per_call] for t in terms]).float()
+            eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), step_terms).float()
             if guided:
                 eps = guided_epsilon(eps, guidance_scale)
             x = chain.ancestral_step(k, x, eps, noise[j + 1] if k > 0 else None, self.config.temperature)
@@ -451,14 +457,13 @@ class DiffusionHead(nn.Module):
         The batch is padded to the next power of two (rows are independent: padding rows cannot change the
         others), so a server's varying micro-batches reuse a handful of graphs.
         """
-        guided = guidance_scale != 1.0
         b = noise.shape[1]
         bucket = 1 << (b - 1).bit_length()
         if bucket != b:
             pad = bucket - b
             noise = torch.cat([noise, noise.new_zeros(noise.shape[0], pad, *noise.shape[2:])], dim=1)
-            halves = cond_emb.chunk(2) if guided else (cond_emb,)
-            cond_emb = torch.cat([torch.cat([h, h[:1].expand(pad, -1, -1)]) for h in halves])
+            rows = cond_emb[:b]
+            cond_emb = torch.cat([rows, rows[:1].expand(pad, -1, -1), cond_emb[b:]])  # null row (CFG) stays last
         autocast_dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
         key = (bucket, chain.num_steps, float(guidance_scale), cond_emb.dtype, autocast_dtype, cond_emb.device)
         if key not in self._graphs:
