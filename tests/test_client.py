@@ -4,7 +4,10 @@ other requests' events, timeouts, and a server that appears later (all on 127.0.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +109,15 @@ def test_the_blocking_request_keeps_other_events_for_poll_and_times_out_by_cance
         gate.release()
         assert final_of(client, held).type == "result"
         assert final_of(client, waiting).type == "result"
+
+
+def test_the_client_needs_only_numpy_and_pyzmq():
+    """The add-on vendors shared/: importing the client must not pull in torch, bpy or the backend."""
+    code = (
+        "import sys, shared.client, shared.protocol\n"
+        "heavy = {'torch', 'bpy', 'backend', 'transformers', 'scipy', 'safetensors'}\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & heavy))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    output = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "[]"
