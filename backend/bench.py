@@ -76,9 +76,10 @@ BATCH_PROMPTS = [f"{BENCH_PROMPT}, take {i}" for i in range(64)]
 STAGES = ("tokenise", "prefill", "text decode (per token)", "diffusion head", "VAE decode", "feature->joints")
 
 
-def _bench_model(preset: str, device: str, checkpoint: str | None, int8: bool) -> tuple[Any, str]:
-    """(model, description of its weights): the checkpoint, the embedded demo model for preset demo when it is
-    built, else random weights of the preset (same sizes, same cost)."""
+def _bench_models(preset: str, device: str, checkpoint: str | None, int8: bool) -> tuple[Any, Any, str]:
+    """(fast-path model, baseline model, description of the weights). Weights: the checkpoint, the embedded demo
+    model for preset demo when it is built, else random weights of the preset (same sizes, same cost). With
+    `int8` the fast path runs on a quantised copy and the baseline stays fp32 (so the deviation is int8's)."""
     import torch
 
     from backend.model.config import PRESETS
@@ -92,7 +93,10 @@ def _bench_model(preset: str, device: str, checkpoint: str | None, int8: bool) -
     else:
         torch.manual_seed(0)
         model, weights = build_model(PRESETS[preset](), None, "random").to(resolve_device(device)), "random weights"
-    return (quantize_int8(model), weights + ", int8 diffusion + backbone") if int8 else (model, weights)
+    if not int8:
+        return model, model, weights
+    quantized = quantize_int8(build_model(model.config, model.state_dict(), "copy"))
+    return quantized, model, weights + "; fast path int8 (diffusion + backbone), baseline fp32"
 
 
 def benchmark_model(
@@ -121,11 +125,16 @@ def benchmark_model(
         text_to_motion,
         text_to_motion_prompt,
     )
-    from backend.model.baseline import reference_caption_tokens, reference_sample, reference_text_to_motion
+    from backend.model.baseline import (
+        reference_caption_tokens,
+        reference_decode,
+        reference_sample,
+        reference_text_to_motion,
+    )
     from backend.model.tokenizer import load_tokenizer, tokenize_batch
     from shared.motion.humanml3d import features_to_joints
 
-    model, weights = _bench_model(preset, device, checkpoint, int8)
+    model, reference_model, weights = _bench_models(preset, device, checkpoint, int8)
     target, config = model.device, model.config
     load_tokenizer()
     if target.type == "cuda":
@@ -142,22 +151,28 @@ def benchmark_model(
         with _stopwatch(times, "tokenise", target):
             tokens = tokenize_batch([prompt], max_tokens, pad_to_max=naive)
         with _stopwatch(times, "prefill", target):
-            condition = model.motion_condition(tokens)
+            condition = (reference_model if naive else model).motion_condition(tokens)
         with _stopwatch(times, "diffusion head", target):
             if naive:
                 latents = reference_sample(
-                    model.diffloss, condition, model.fake_latent, guidance, None, request_generator(0)
+                    reference_model.diffloss,
+                    condition,
+                    reference_model.fake_latent,
+                    guidance,
+                    None,
+                    request_generator(0),
                 )
             else:
                 latents = model.sample_latents(condition, guidance, None, [request_generator(0)])[:, None]
         with _stopwatch(times, "VAE decode", target):
-            decoded = model.decode_latents(model.from_lm_space(latents[:, 0].float()), lengths)
+            vae_input = model.from_lm_space(latents[:, 0].float())
+            decoded = reference_decode(model, vae_input, lengths) if naive else model.decode_latents(vae_input, lengths)
         features = model.denormalize(decoded[0].float()).cpu().numpy()
         with _stopwatch(times, "feature->joints", target):
             features_to_joints(features)
         with _stopwatch(times, "caption", target):
             if naive:
-                count = len(reference_caption_tokens(model, clip, caption_tokens))
+                count = len(reference_caption_tokens(reference_model, clip, caption_tokens))
             else:
                 latent = model.to_lm_space(model.encode_latents(*model.pad_features([clip])))
                 caption_batch = tokenize_batch([caption_prompt(model)], max_tokens, padding_side="left")
@@ -175,7 +190,7 @@ def benchmark_model(
             if baseline:
                 time_stages(base, naive=True)
                 with _stopwatch(base, "end to end", target):
-                    features_to_joints(reference_text_to_motion(model, BENCH_PROMPT, frames))
+                    features_to_joints(reference_text_to_motion(reference_model, BENCH_PROMPT, frames))
         throughput = {}
         for batch in batches:
             times: dict[str, list[float]] = {}
@@ -186,7 +201,7 @@ def benchmark_model(
         fast_motion = text_to_motion(model, [BENCH_PROMPT], frames, seed=7)[0][0]
         deviation = None
         if baseline:
-            reference = reference_text_to_motion(model, BENCH_PROMPT, frames, seed=7)
+            reference = reference_text_to_motion(reference_model, BENCH_PROMPT, frames, seed=7)
             deviation = float(np.abs(fast_motion - reference).max() / max(np.abs(reference).max(), 1e-12))
 
     def summary(times: dict[str, list[float]]) -> dict[str, float]:

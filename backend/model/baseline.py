@@ -3,7 +3,8 @@
 Same weights and the same mathematics as `backend.inference`, none of its shortcuts: one request at a time
 (batch 1), prompts padded to the fixed 192 tokens (spec §3.1), fp32 without autocast, the whole diffusion network
 called at every step (condition encoder and AdaLN terms recomputed, as upstream's `forward_with_cfg`), noise drawn
-step by step, and captions decoded by re-running the whole sequence for every new token (no KV cache).
+step by step, torch's VAE decoder layers as they are, and captions decoded by re-running the whole sequence for
+every new token (no KV cache).
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ def reference_text_to_motion(
     condition = model.motion_condition(tokens)  # [1, 4, hidden] from a 192-token forward
     generator = request_generator(seed, candidate)
     latent = reference_sample(model.diffloss, condition, model.fake_latent, guidance, steps, generator)[:, 0]
-    decoded = model.decode_latents(model.from_lm_space(latent), torch.tensor([decode], device=model.device))
+    decoded = reference_decode(model, model.from_lm_space(latent), torch.tensor([decode], device=model.device))
     return model.denormalize(decoded[0])[:frames].cpu().numpy()
+
+
+def reference_decode(model: MotionGPT3, latents: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """VAE latents [B, D] -> normalised features [B, max(lengths), 263] through torch's decoder layers as they are."""
+    return model.vae.decode(latents[:, None], lengths, shortcut=False)
 
 
 def reference_caption(model: MotionGPT3, features: np.ndarray, max_new_tokens: int | None = None) -> str:

@@ -157,8 +157,11 @@ class MotionVae(nn.Module):
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * noise
 
-    def decode(self, z: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Latent z [B, latent_size, D] and lengths [B] -> normalised features [B, max(lengths), nfeats], 0-padded."""
+    def decode(self, z: torch.Tensor, lengths: torch.Tensor, shortcut: bool = True) -> torch.Tensor:
+        """Latent z [B, latent_size, D] and lengths [B] -> normalised features [B, max(lengths), nfeats], 0-padded.
+
+        `shortcut`: in eval mode with one latent token, evaluate the decoder layers without the per-frame
+        cross-attention work (`decoder_layer_one_memory_token`, the same function); False runs torch's layers."""
         expected = (self.config.latent_size, self.config.latent_dim)
         if z.dim() != 3 or tuple(z.shape[1:]) != expected:
             raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {list(z.shape)}")
@@ -174,9 +177,9 @@ class MotionVae(nn.Module):
         queries = torch.zeros(frames, batch, self.config.latent_dim, device=z.device, dtype=z.dtype)  # [T, B, D]
         queries = self.query_pos_decoder(queries)
         memory = z.transpose(0, 1)  # [L, B, D]
-        # Eval with one latent token: the equivalent layer evaluation without per-frame cross-attention work.
-        shortcut = decoder_layer_one_memory_token if memory.shape[0] == 1 and not self.training else None
-        out = self.decoder(queries, memory, tgt_key_padding_mask=~valid, run_layer=shortcut)  # [T, B, D]
+        one_token = shortcut and memory.shape[0] == 1 and not self.training
+        run_layer = decoder_layer_one_memory_token if one_token else None
+        out = self.decoder(queries, memory, tgt_key_padding_mask=~valid, run_layer=run_layer)  # [T, B, D]
         feats = self.final_layer(out).transpose(0, 1)  # [B, T, nfeats]
         return feats.masked_fill(~valid[:, :, None], 0.0)
 
