@@ -437,11 +437,10 @@ class DiffusionHead(nn.Module):
                 raise GenerationCancelled(f"diffusion sampling cancelled after {j} of {total} steps")
             if j % per_call == 0:
                 terms = self.net.modulations(order[j : j + per_call], cond_emb)  # each [c, B or B+1, L, W]
-            step_terms = [t[j % per_call] for t in terms]
-            if guided:
-                step_terms = [torch.cat([t[:b], t[b:].expand(b, *t.shape[1:])]) for t in step_terms]  # [2B, L, W]
+                if guided:  # the null row repeated for the B unconditional rows: each [c, 2B, L, W]
+                    terms = [torch.cat([t[:, :b], t[:, b:].expand(-1, b, *t.shape[2:])], dim=1) for t in terms]
             x_in = torch.cat([x, x]) if guided else x
-            eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), step_terms).float()
+            eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), [t[j % per_call] for t in terms]).float()
             if guided:
                 eps = guided_epsilon(eps, guidance_scale)
             x = chain.ancestral_step(k, x, eps, noise[j + 1] if k > 0 else None, self.config.temperature)
