@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 OUT = ROOT / "out"
-DEMO_CLIP = ROOT / "backend" / "assets" / "samples" / "cmu_131_01_walk.bvh"
+DEMO_PROMPT = "a person walks forward, then turns left"
 
 # The Blender add-on package: id (a Python identifier), the pyzmq wheels it bundles for every platform Blender
 # ships on and for both of Blender's Pythons (3.11: Blender 4.2-5.0; 3.13: Blender 5.1+).
@@ -186,12 +186,11 @@ def test(pytest_args: list[str]) -> None:
 
 
 def demo() -> None:
-    """The main job until the model lands: encode a bundled CMU walk to 263-dim features and decode it to BVH."""
+    """The main job: text-to-motion with the embedded demo model (no download) -> out/walk.bvh, .npy and preview."""
     setup(with_tests=False)
     OUT.mkdir(exist_ok=True)
     motiongpt3 = VENV / "bin" / "motiongpt3"
-    run(motiongpt3, "encode", DEMO_CLIP, "-o", OUT / "walk_features.npy")
-    run(motiongpt3, "decode", OUT / "walk_features.npy", "-o", OUT / "walk.bvh", "--fps", "30")
+    run(motiongpt3, "generate", DEMO_PROMPT, "--frames", "120", "--seed", "7", "--fps", "30", "-o", OUT / "walk")
 
 
 def project_version() -> str:
