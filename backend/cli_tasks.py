@@ -168,7 +168,12 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
     _model_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", type=int, default=1, help="how many different motions to make")
-    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 7.5)")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance scale (default: the model's own; 3.0 demo model, 7.5 official)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default 100)")
     parser.add_argument("--fps", type=float, default=20.0, help="frame rate of the written joints and BVH")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output stem: writes .npy, _joints.npy, .bvh")

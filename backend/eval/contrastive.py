@@ -238,7 +238,7 @@ def train_contrastive(
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, float(loss.detach()))
     return model.eval()
 
 
