@@ -327,6 +327,8 @@ def inbetween(
     refine_steps: int = 60,
     fade_frames: int = 10,
     control: TaskControl = NO_CONTROL,
+    text: str | None = None,
+    text_mode: str = "t2m",
 ) -> list[np.ndarray]:
     """Fill the unknown frames of a raw clip; known frames come back unchanged.
 
@@ -344,18 +346,16 @@ def inbetween(
     _check_frames(model, len(clip), "features (clip length)")
     blocks = _known_blocks(known)
     (h0, h1), (t0, t1) = blocks[0], blocks[-1]
+    text = (text or "").strip() or None
     holders = model.config.backbone.holders_per_motion
-    prompt = (
-        INBETWEEN_PREFIX
-        + motion_input_sequence(holders)
-        + masked_motion_span(holders)
-        + motion_input_sequence(holders)
-        + ANSWER_SEPARATOR
-        + motion_output_sequence(holders)
-        + EOS
-    )
+    masked = motion_input_sequence(holders) + masked_motion_span(holders) + motion_input_sequence(holders)
+    answer = ANSWER_SEPARATOR + motion_output_sequence(holders) + EOS
     with torch.no_grad(), model.autocast():
-        latents = _input_latents(model, [clip[h0:h1], clip[t0:t1]], sample=False, seeds=None)
+        if text is not None and text_mode == "t2m":
+            prompt, latents = text_to_motion_prompt(model, text), None
+        else:
+            prompt = INBETWEEN_PREFIX + masked + ("" if text is None else " " + text) + answer
+            latents = _input_latents(model, [clip[h0:h1], clip[t0:t1]], sample=False, seeds=None)
         outputs = _generate(model, [prompt], latents, [len(clip)], [seed], candidates, guidance, steps, control)
     target = model.normalize(torch.as_tensor(clip, device=model.device))
     results = []

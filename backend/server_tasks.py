@@ -68,7 +68,12 @@ def run_inbetween(model: MotionGPT3, requests: Sequence[Message], control: infer
     (request,) = requests
     arrays = request.arrays
     motions = inference.inbetween(
-        model, arrays["features"], arrays["known"], **_sampling(request.fields), control=control
+        model,
+        arrays["features"],
+        arrays["known"],
+        **_sampling(request.fields),
+        control=control,
+        text=request.fields.get("text"),
     )
     return [({}, _motions(motions))]
 

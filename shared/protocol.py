@@ -438,6 +438,15 @@ def _sampling(fields: _Fields, limits: Limits) -> dict[str, Any]:
     }
 
 
+def _optional_text(fields: _Fields, name: str, max_chars: int) -> str | None:
+    """An optional text field where empty or white space only counts as absent (None)."""
+    value = fields.fields.get(name)
+    if isinstance(value, str) and not value.strip():
+        fields.read.add(name)
+        return None
+    return fields.text(name, max_chars, None)
+
+
 def _no_payload(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ())
     fields.done()
@@ -492,7 +501,7 @@ def _inbetween(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[st
         raise ProtocolError("bad_request", "known: values must be 0 or 1", "known")
     if not known.any():
         raise ProtocolError("bad_request", "known: at least one frame must be known", "known")
-    result = _sampling(fields, limits)
+    result = {"text": _optional_text(fields, "text", limits.max_text_chars), **_sampling(fields, limits)}
     fields.done()
     return result, {"features": clip, "known": known.astype(bool)}
 

@@ -96,7 +96,7 @@ EXAMPLES = {  # one message of every type, with arrays where the type carries th
     "inbetween": Message(
         "inbetween",
         "i1",
-        {"candidates": 2},
+        {"text": "a person jumps", "candidates": 2},
         {"features": features(8), "known": np.array([1, 1, 0, 0, 0, 0, 1, 1], bool)},
     ),
     "info": Message("info", "h1", {"server": "motiongpt3", "protocol": 1, "limits": DEFAULT_LIMITS.to_dict()}),
@@ -133,6 +133,14 @@ def test_requests_are_normalised_with_defaults_and_seconds_as_frames():
     known = np.array([1, 0, 1], np.uint8)
     inbetween = decode_request(encode(Message("inbetween", "i", {}, {"features": features(3), "known": known})))
     assert inbetween.arrays["known"].dtype == bool and inbetween.arrays["known"].tolist() == [True, False, True]
+    assert inbetween.fields == {"text": None, "seed": 0, "candidates": 1, "guidance": None, "steps": None}
+
+
+@pytest.mark.parametrize(("sent", "decoded"), [(" a person jumps \n", "a person jumps"), ("", None), (" \n ", None)])
+def test_inbetween_text_is_trimmed_and_blank_counts_as_absent(sent, decoded):
+    arrays = {"features": features(3), "known": np.array([1, 0, 1], bool)}
+    message = decode_request(encode(Message("inbetween", "i", {"text": sent, "seed": 2}, arrays)))
+    assert message.fields["text"] == decoded and message.fields["seed"] == 2
 
 
 # ----------------------------------------------------------------------------------------------- limits
@@ -189,6 +197,16 @@ LIMIT_CASES = [  # (type, fields, arrays, expected error (code, field) or None w
     ("inbetween", {}, {"features": features(3), "known": np.array([1, 2, 1], np.uint8)}, ("bad_request", "known")),
     ("inbetween", {}, {"features": features(3), "known": np.ones(3, np.float32)}, ("bad_request", "known")),
     ("inbetween", {}, {"features": features(3)}, ("bad_request", "known")),
+    ("inbetween", {"text": "a person jumps"}, {"features": features(3), "known": np.array([1, 0, 1], bool)}, None),
+    ("inbetween", {"text": "x" * 1000}, {"features": features(3), "known": np.array([1, 0, 1], bool)}, None),
+    (
+        "inbetween",
+        {"text": "x" * 1001},
+        {"features": features(3), "known": np.array([1, 0, 1], bool)},
+        ("bad_request", "text"),
+    ),
+    ("inbetween", {"text": 5}, {"features": features(3), "known": np.array([1, 0, 1], bool)}, ("bad_request", "text")),
+    ("inbetween", {"txt": "a"}, {"features": features(3), "known": np.array([1, 0, 1], bool)}, ("bad_request", "txt")),
     ("hello", {"client": "x"}, {}, None),
     ("hello", {"mode": "x"}, {}, ("bad_request", "mode")),
     ("heartbeat", {}, {}, None),
