@@ -76,7 +76,8 @@ def setup(with_tests: bool) -> None:
 
 
 # Further Blenders the add-on tests run on, each in its own environment without torch (the main .venv has bpy 5.0
-# and the backend): 4.5 LTS on Python 3.11 and 5.2 LTS on Python 3.13 (bpy wheels exist for one Python each).
+# and the backend): 4.2 LTS (the oldest Blender the add-on supports: legacy F-curves, no Action slots) and 4.5 LTS on
+# Python 3.11, 5.2 LTS on Python 3.13 (bpy wheels exist for one Python each).
 class BlenderEnv(NamedTuple):
     """A virtual environment with one bpy release, for the Blender tests."""
 
@@ -91,6 +92,12 @@ class BlenderEnv(NamedTuple):
 
 
 BLENDER_ENVS = (
+    BlenderEnv(
+        "Blender 4.2 LTS",
+        ROOT / ".venv-bpy42",
+        "3.11",
+        ("bpy==4.2.23", "numpy>=1.26,<2.0", f"pyzmq=={PYZMQ}", "pytest>=8", "scipy>=1.11"),
+    ),
     BlenderEnv(
         "Blender 4.5 LTS",
         ROOT / ".venv-bpy45",
@@ -172,7 +179,7 @@ def setup_blender_env(env: BlenderEnv) -> None:
 
 def test(pytest_args: list[str]) -> None:
     """Lint, type-check the add-on, run the whole test suite (real bpy 5.0 included), then the Blender tests on
-    every BlenderEnv (4.5 LTS, 5.2 LTS)."""
+    every BlenderEnv (4.2 LTS, 4.5 LTS, 5.2 LTS)."""
     setup(with_tests=True)
     for env in BLENDER_ENVS:
         setup_blender_env(env)

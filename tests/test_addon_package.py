@@ -91,7 +91,7 @@ def _load_build_script():
 
 def _blender_pythons() -> list[str]:
     """This interpreter (bpy from the test extra) and every further Blender's environment that is set up (build.py
-    test makes them: bpy 4.5 LTS on Python 3.11, bpy 5.2 LTS on Python 3.13)."""
+    test makes them: bpy 4.2 and 4.5 LTS on Python 3.11, bpy 5.2 LTS on Python 3.13)."""
     found = [sys.executable]
     for env in _load_build_script().BLENDER_ENVS:
         if env.interpreter.exists() and Path(sys.prefix).resolve() != env.venv.resolve():
