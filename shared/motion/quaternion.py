@@ -197,3 +197,104 @@ def matrix_to_euler(m: np.ndarray, order: str) -> np.ndarray:
         first = np.where(locked, np.arctan2(sign * m[..., k, j], m[..., j, j]), first)
         last = np.where(locked, 0.0, last)
     return np.rad2deg(np.stack([first, middle, last], -1))
+
+
+def qslerp(a: np.ndarray, b: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Shortest-arc spherical interpolation from unit a (t = 0) to unit b (t = 1); `t` broadcasts over (...)."""
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    dot = (a * b).sum(-1, keepdims=True)
+    b = np.where(dot < 0.0, -b, b)
+    dot = np.abs(dot)
+    angle = np.arccos(np.clip(dot, -1.0, 1.0))
+    sin = np.sin(angle)
+    near = sin < 1e-9  # (nearly) the same rotation: the linear blend is exact enough
+    safe = np.where(near, 1.0, sin)
+    wa = np.where(near, 1.0 - t, np.sin((1.0 - t) * angle) / safe)
+    wb = np.where(near, t, np.sin(t * angle) / safe)
+    return qnormalize(wa * a + wb * b)
+
+
+# Blender's rotation modes (`PoseBone.rotation_mode`, `mathutils.Euler`): angles are always stored as (x, y, z)
+# radians; the order names the axes in the sequence they are applied about the fixed parent axes, so "XYZ" is
+# R = Rz(z)·Ry(y)·Rx(x) — the intrinsic sequence of the reversed order, which `euler_to_matrix` speaks.
+
+
+def _xyz_positions(order: str) -> list[int]:
+    """Where the angles of `order` reversed (the intrinsic sequence) sit in an (x, y, z) vector."""
+    return [_AXIS_INDEX[a] for a in order[::-1]]
+
+
+def euler_to_quat(angles: np.ndarray, order: str) -> np.ndarray:
+    """Unit quaternions of Euler angles (..., 3) = (x, y, z) radians in rotation order `order` ("XYZ": X first)."""
+    angles = np.asarray(angles, dtype=np.float64)
+    intrinsic = angles[..., _xyz_positions(order)]
+    return matrix_to_quat(euler_to_matrix(np.rad2deg(intrinsic), order[::-1]))
+
+
+def alternate_euler(angles: np.ndarray, order: str) -> np.ndarray:
+    """The other Euler triple of the same rotation: first and last angle + π, middle angle π − middle."""
+    out = np.asarray(angles, dtype=np.float64) + np.pi
+    middle = _AXIS_INDEX[order[1]]
+    out[..., middle] = np.pi - angles[..., middle]
+    return out
+
+
+def _wrap(radians: np.ndarray) -> np.ndarray:
+    """Angles into (−π, π]."""
+    return np.pi - np.mod(np.pi - radians, 2.0 * np.pi)
+
+
+def quat_to_euler(q: np.ndarray, order: str) -> np.ndarray:
+    """(x, y, z) radians in rotation order `order` of quaternions (..., 4); of the two triples in (−π, π] the one
+    with the smaller sum of |angles| (ties: middle angle within ±π/2), as `mathutils.Quaternion.to_euler(order)`."""
+    intrinsic = np.deg2rad(matrix_to_euler(quat_to_matrix(q), order[::-1]))
+    first = np.empty_like(intrinsic)
+    first[..., _xyz_positions(order)] = intrinsic
+    second = _wrap(alternate_euler(first, order))
+    better = np.abs(second).sum(-1, keepdims=True) < np.abs(first).sum(-1, keepdims=True)
+    return np.where(better, second, first)
+
+
+def _angular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum over the three angles of |a − b| taken modulo 2π."""
+    return np.abs(_wrap(a - b)).sum(-1)
+
+
+def continuous_eulers(q: np.ndarray, order: str, start: np.ndarray | None = None) -> np.ndarray:
+    """(T, ..., 3) Euler angles of quaternions (T, ..., 4) that change smoothly along the first axis (time): each
+    frame takes whichever of its two triples, shifted by multiples of 2π per angle, lies closest to the previous
+    frame's (no ±180° flips, angles may leave (−π, π]); frame 0 lies closest to `start` (..., 3) when given."""
+    first = quat_to_euler(q, order)
+    if len(first) == 0:
+        return first
+    second = alternate_euler(first, order)
+    if start is None:
+        initial = np.zeros(first.shape[1:-1], bool)
+    else:
+        initial = _angular_distance(second[0], start) < _angular_distance(first[0], start)
+    # Moving from frame t−1 to t, staying on the same triple costs the same on both (their differences are equal up
+    # to sign, modulo 2π), so the choice at each frame is only whether to cross over: a running parity.
+    cross = _angular_distance(first[1:], second[:-1]) < _angular_distance(first[1:], first[:-1])
+    switched = np.concatenate([initial[None], initial[None] ^ (np.cumsum(cross, axis=0) % 2).astype(bool)])
+    chosen = np.where(switched[..., None], second, first)
+    if start is None:
+        return np.unwrap(chosen, axis=0)
+    anchored = np.concatenate([np.asarray(start, dtype=np.float64)[None], chosen])
+    return np.unwrap(anchored, axis=0)[1:]
+
+
+def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
+    """(angle, x, y, z) of quaternions (..., 4): angle = 2·atan2(|v|, w) in [0, 2π] (w < 0 gives angles past π,
+    so a hemisphere-continuous track stays continuous); axis +Y for the identity (Blender's default)."""
+    q = qnormalize(q)
+    v = q[..., 1:]
+    norm = np.sqrt((v * v).sum(-1, keepdims=True))
+    axis = np.where(norm > 1e-12, v / np.maximum(norm, _EPS), np.array([0.0, 1.0, 0.0]))
+    return np.concatenate([2.0 * np.arctan2(norm, q[..., :1]), axis], axis=-1)
+
+
+def axis_angle_to_quat(axis_angle: np.ndarray) -> np.ndarray:
+    """Unit quaternions of (angle, x, y, z) (..., 4), Blender's `rotation_axis_angle` layout."""
+    axis_angle = np.asarray(axis_angle, dtype=np.float64)
+    half = axis_angle[..., :1] * 0.5
+    return np.concatenate([np.cos(half), np.sin(half) * normalize(axis_angle[..., 1:])], axis=-1)
