@@ -5,7 +5,8 @@ python3.11 build.py test    # create .venv, install everything (torch CPU-only w
 python3.11 build.py demo    # create .venv, install the runtime, run the main job on a bundled clip
 python3.11 build.py setup [--test]
 python3.11 build.py addon   # the Blender add-on zip (extension + legacy add-on in one file) -> dist/
-python3.11 build.py bench-addon  # add-on benchmarks in real Blender (key writing, read-back, timer ticks)
+python3.11 build.py bench-addon  # add-on benchmarks in real Blender (key writing, read-back, timer ticks): bpy 5.0,
+                                 # then every further Blender environment that `build.py test` has set up
 """
 
 from __future__ import annotations
@@ -351,7 +352,7 @@ def main() -> None:
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     tasks.add_parser("demo", help="set up, then run the main job")
     tasks.add_parser("addon", help="build the Blender add-on zip into dist/")
-    tasks.add_parser("bench-addon", help="set up, then run the add-on benchmarks in real Blender")
+    tasks.add_parser("bench-addon", help="set up, then run the add-on benchmarks in real Blender (every bpy set up)")
     args = parser.parse_args()
     try:
         if args.task == "setup":
@@ -363,6 +364,10 @@ def main() -> None:
         elif args.task == "bench-addon":
             setup(with_tests=True)
             run(PYTHON, ROOT / "tests" / "bench_blender_addon.py")
+            for env in BLENDER_ENVS:  # the further Blenders that `build.py test` has set up
+                if _reports_version(env.interpreter, env.python):
+                    print(f"== {env.label}", flush=True)
+                    run(env.interpreter, ROOT / "tests" / "bench_blender_addon.py")
         else:
             demo()
     except subprocess.CalledProcessError as error:
