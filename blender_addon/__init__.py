@@ -19,16 +19,18 @@ def register() -> None:
     from . import vendor
 
     vendor.ensure_zmq()  # before anything imports zmq (legacy installs unpack the bundled wheel)
-    from . import operators, panel, properties
+    from . import mapping_editor, operators, panel, properties
 
     properties.register()
     operators.register()
     panel.register()
+    mapping_editor.register()  # after panel: its sub-panel needs MOTION_PT_panel
 
 
 def unregister() -> None:
-    from . import operators, panel, properties
+    from . import mapping_editor, operators, panel, properties
 
+    mapping_editor.unregister()
     panel.unregister()
     operators.unregister()
     properties.unregister()

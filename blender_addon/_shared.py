@@ -11,22 +11,37 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
     from shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
     from shared.motion.align import GroundTransform, fit_ground_transform
-    from shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
+    from shared.motion.bone_map import (
+        BoneMap,
+        BoneMapError,
+        JointSource,
+        bone_map_data,
+        bundled_bone_maps,
+        parse_bone_map,
+    )
     from shared.motion.pipeline import encode_joints
     from shared.motion.rig_joints import (
-            SMPL_NAMES_MAP,
-            RigMatch,
-            bundled_presets,
-            describe_missing,
-            detect_rig_map,
-            joints_from_bones,
-            match_preset,
-        )
+        SMPL_NAMES_MAP,
+        RigMatch,
+        bundled_presets,
+        describe_missing,
+        detect_rig_map,
+        is_left_alone,
+        joints_from_bones,
+        match_preset,
+    )
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
         from .shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
         from .shared.motion.align import GroundTransform, fit_ground_transform
-        from .shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
+        from .shared.motion.bone_map import (
+            BoneMap,
+            BoneMapError,
+            JointSource,
+            bone_map_data,
+            bundled_bone_maps,
+            parse_bone_map,
+        )
         from .shared.motion.pipeline import encode_joints
         from .shared.motion.rig_joints import (
             SMPL_NAMES_MAP,
@@ -34,13 +49,21 @@ else:
             bundled_presets,
             describe_missing,
             detect_rig_map,
+            is_left_alone,
             joints_from_bones,
             match_preset,
         )
     except ImportError:  # source tree (tests): the repo root is on sys.path
         from shared.motion import axes, humanml3d, ik, quaternion, resample, retarget, skeleton
         from shared.motion.align import GroundTransform, fit_ground_transform
-        from shared.motion.bone_map import BoneMap, BoneMapError, bone_map_data, parse_bone_map
+        from shared.motion.bone_map import (
+            BoneMap,
+            BoneMapError,
+            JointSource,
+            bone_map_data,
+            bundled_bone_maps,
+            parse_bone_map,
+        )
         from shared.motion.pipeline import encode_joints
         from shared.motion.rig_joints import (
             SMPL_NAMES_MAP,
@@ -48,6 +71,7 @@ else:
             bundled_presets,
             describe_missing,
             detect_rig_map,
+            is_left_alone,
             joints_from_bones,
             match_preset,
         )

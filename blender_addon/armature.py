@@ -141,7 +141,7 @@ def rig_bone_map(obj: bpy.types.Object | None) -> BoneMap:
     except (BoneMapError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{obj.name}: bad bone mapping: {error}") from None
     if not match.complete:
-        raise ValueError(f"{obj.name}: {describe_missing(match)}; rename those bones or give the armature a bone map")
+        raise ValueError(f"{obj.name}: {describe_missing(match)}; rename those bones or map them (Bone Mapping panel)")
     return match.bone_map
 
 

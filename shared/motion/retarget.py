@@ -159,20 +159,40 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
+def _within_reach(spot: np.ndarray, hips: np.ndarray, reach: float, iterations: int = 100) -> np.ndarray:
+    """`spot` moved (towards the farthest hip, repeatedly) until it is within `reach` of every hip position (N, 3)
+    and not below the floor; the last try when no such point is found (the leg is then straight at some frames)."""
+    spot = spot.copy()
+    for _ in range(iterations):
+        offsets = spot - hips
+        distances = np.linalg.norm(offsets, axis=-1)
+        worst = int(distances.argmax())
+        if distances[worst] <= reach:
+            break
+        spot = hips[worst] + offsets[worst] * (reach / distances[worst])
+        spot[1] = max(spot[1], 0.0)
+    return spot
+
+
 def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) -> np.ndarray:
     """Foot-contact clean-up: during each contact run of a foot (`contacts` (T, 4) as `contacts_at_rate` gives) its
-    ankle stays at the run's mean position (never below the floor) and the ball moves rigidly with it; the knee is
-    re-solved (two-bone IK in the leg's own bend plane, bone lengths kept); the change fades out over
-    `blend_frames` frames on either side of the run (smoothstep)."""
+    ankle stays at the run's mean position (never below the floor), moved the least needed for the leg to reach it
+    from every hip position of the run, and the ball moves rigidly with it; the knee is re-solved (two-bone IK in the
+    leg's own bend plane, bone lengths kept); the change fades out over `blend_frames` frames on either side of the
+    run (smoothstep)."""
     out = np.array(joints, dtype=np.float64)
     count = len(out)
     for side, (hip, knee, ankle, ball) in enumerate(_LEGS):
         planted = contacts[:, 2 * side] | contacts[:, 2 * side + 1]
         target = out[:, ankle].copy()
         weight = np.zeros(count)
+        thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
+        shin = np.linalg.norm(out[:, ankle] - out[:, knee], axis=-1)
         for start, end in _runs(planted):
             spot = out[start:end, ankle].mean(0)
             spot[1] = max(spot[1], 0.0)
+            reach = (thigh[start:end] + shin[start:end]).min() * (1 - 1e-4)  # a hair short of a locked knee
+            spot = _within_reach(spot, out[start:end, hip], reach)
             lo, hi = max(0, start - blend_frames), min(count, end + blend_frames)
             t = np.arange(lo, hi)
             ramp = np.clip(np.minimum(t - (start - blend_frames), (end - 1 + blend_frames) - t) / blend_frames, 0, 1)
@@ -183,8 +203,6 @@ def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) 
         if not weight.any():
             continue
         new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
-        thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
-        shin = np.linalg.norm(out[:, ankle] - out[:, knee], axis=-1)
         reach = new_ankle - out[:, hip]
         distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
         axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
