@@ -75,6 +75,13 @@ def direction_error_deg(got: np.ndarray, facing: float, source: np.ndarray) -> n
     return np.degrees(np.arccos(np.clip((_directions(got) * _directions(source)).sum(-1), -1, 1)))
 
 
+def test_sub_panel_sits_closed_under_the_motion_panel() -> None:
+    panel = bpy.types.MOTION_PT_bone_mapping
+    assert (panel.bl_parent_id, panel.bl_options) == ("MOTION_PT_panel", {"DEFAULT_CLOSED"})
+    slots = bpy.types.Object.bl_rna.properties[mapping_editor.SLOTS_PROP]
+    assert slots.fixed_type.identifier == "MOTION_PG_bone_mapping"
+
+
 def test_hand_mapped_rig_is_refused_then_mapped_and_generated(client, clip_012314, monkeypatch) -> None:
     features = clip_012314[0]
     obj, _, facing = hand_rig(monkeypatch, features)
