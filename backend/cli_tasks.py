@@ -102,7 +102,7 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
     else:
         known = parse_frame_spec(args.known, len(features))
     model = _model(args)
-    motions = inbetween(model, features, known, **_generation_options_of(args))
+    motions = inbetween(model, features, known, **_generation_options_of(args), text=args.text)
     print(f"kept {int(known.sum())} known frames of {len(features)}")
     _write_all(args.output, motions, args.fps)
 
@@ -200,6 +200,9 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     inbetween.add_argument("input", type=Path, help=".bvh or .npy clip")
     inbetween.add_argument(
         "--known", default=None, help="known frames, e.g. '0:20,35,60:' (default: first and last quarter)"
+    )
+    inbetween.add_argument(
+        "--text", default=None, help="what should happen in the filled frames, e.g. 'a person jumps up' (optional)"
     )
     inbetween.add_argument("--map", default="auto", help="bone map for a BVH input")
     _generation_options(inbetween)

@@ -58,6 +58,18 @@ def test_predict_and_inbetween_from_a_bvh(checkpoint, reference_data, tmp_path):
     np.testing.assert_allclose(filled[:30], np.load(tmp_path / "next.npy")[:30], atol=1e-5)  # known frames kept
 
 
+def test_inbetween_with_a_text(checkpoint, reference_data, tmp_path):
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.load(reference_data / "humanml3d" / "feats_012314.npy")[:40])
+    common = [str(clip), "--known", "0:10,30:", "--steps", "4", "--checkpoint", str(checkpoint)]
+    assert main(["inbetween", *common, "--text", "a person jumps up", "-o", str(tmp_path / "jump")]) == 0
+    assert main(["inbetween", *common, "-o", str(tmp_path / "plain")]) == 0
+    jump, plain = np.load(tmp_path / "jump.npy"), np.load(tmp_path / "plain.npy")
+    assert jump.shape == plain.shape == (40, 263)
+    np.testing.assert_allclose(jump[:10], np.load(clip)[:10], atol=1e-5)  # known frames kept
+    assert not np.array_equal(jump[10:30], plain[10:30])  # the text was used
+
+
 def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, reference_data, tmp_path):
     folder = tmp_path / "library"
     folder.mkdir()

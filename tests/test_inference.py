@@ -157,6 +157,18 @@ def test_inbetween_honours_the_known_frames(model, clip, known_frames):
     assert np.all(np.isfinite(out))
 
 
+def test_inbetween_with_a_text_keeps_the_keys_and_a_blank_text_is_none(model, clip):
+    known = np.zeros(len(clip), dtype=bool)
+    known[np.r_[0:20, 60:80]] = True
+    plain = inbetween(model, clip, known, seed=2, steps=STEPS, refine_steps=5)[0]
+    blank = inbetween(model, clip, known, seed=2, steps=STEPS, refine_steps=5, text=" \n ")[0]
+    texted = inbetween(model, clip, known, seed=2, steps=STEPS, refine_steps=5, text="a person jumps up")[0]
+    np.testing.assert_array_equal(blank, plain)
+    assert np.abs((texted[known] - clip[known]) / model.feature_std.numpy()).max() < 1e-3
+    assert not np.array_equal(texted[~known], plain[~known])  # the text-to-motion prompt was used
+    assert np.all(np.isfinite(texted))
+
+
 def test_inbetween_rejects_bad_masks(model, clip):
     with pytest.raises(TaskError, match="known_mask"):
         inbetween(model, clip, np.ones(10, dtype=bool), steps=STEPS)

@@ -111,6 +111,20 @@ def test_caption_predict_and_inbetween_return_what_the_tasks_return(client, orac
     np.testing.assert_allclose(motions(filled)[0], expected, atol=1e-4)
 
 
+def test_inbetween_with_a_text_returns_what_the_task_returns(client, oracle):
+    source = clip(30)
+    known = np.zeros(30, dtype=np.uint8)
+    known[:6] = known[24:] = 1
+    fields = {"text": " a person jumps up ", "seed": 4, "steps": STEPS}
+    filled = client.request("inbetween", fields, {"features": source, "known": known})
+    assert filled.type == "result" and motions(filled).shape == (1, 30, 263)
+    np.testing.assert_allclose(motions(filled)[0][known == 1], source[known == 1], atol=1e-5)
+    expected = inference.inbetween(oracle, source, known.astype(bool), seed=4, steps=STEPS, text="a person jumps up")
+    np.testing.assert_allclose(motions(filled)[0], expected[0], atol=1e-4)
+    refused = client.request("inbetween", {"text": "x" * 1001}, {"features": source, "known": known})
+    assert (refused.type, refused.fields["code"], refused.fields["field"]) == ("error", "bad_request", "text")
+
+
 def test_progress_events_come_before_the_result(client):
     request_id = client.submit("generate", {"text": "a person jumps", "frames": 20, "steps": 8})
     final = final_of(client, request_id)
