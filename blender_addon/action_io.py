@@ -12,7 +12,8 @@ from typing import Any, cast
 import bpy
 import numpy as np
 
-from .rig_math import PoseTrack
+from .rig_math import KeyedPoses, PoseTrack, rotation_property, rotation_values
+from .steps import Steps, run_steps
 
 
 def _enum_value(prop: str, item: str) -> int:
@@ -71,16 +72,63 @@ def _linear() -> int:
     return _LINEAR
 
 
-def key_columns(start_frame: float | np.ndarray, track: PoseTrack) -> np.ndarray:
-    """(D·4 + 3, 2K) float32: per F-curve in `write_track` order (bones × w,x,y,z, then root x,y,z) the keys as
-    interleaved (frame, value) pairs, ready for `foreach_set("co", ...)`. Plain numpy: computed before the write.
-    `start_frame`: the first key's frame (one key per frame), or every key's frame (K,)."""
+def track_curves(track: PoseTrack, modes: Sequence[str] | None = None) -> list[tuple[str, int, str]]:
+    """(data path, index, group) of the F-curves `write_track` writes: per bone the rotation property its mode uses
+    (`modes` per `track.bones`; default quaternion), then the root bone's location x, y, z."""
+    modes = modes or ("QUATERNION",) * len(track.bones)
+    out = []
+    for bone, mode in zip(track.bones, modes, strict=True):
+        prop, size = rotation_property(mode)
+        out += [(bone_path(bone, prop), i, bone) for i in range(size)]
+    return out + [(bone_path(track.root_bone, "location"), i, track.root_bone) for i in range(3)]
+
+
+COLUMN_CHUNK_BONES = 6  # bones converted per slice (Euler conversion of 400 frames: ~2 ms per chunk)
+
+
+def key_columns_steps(
+    start_frame: float | np.ndarray,
+    track: PoseTrack,
+    modes: Sequence[str] | None = None,
+    anchors: KeyedPoses | None = None,
+) -> Steps[np.ndarray]:
+    """(C, 2K) float32: per F-curve in `track_curves` order the keys as interleaved (frame, value) pairs, ready for
+    `foreach_set("co", ...)`, `COLUMN_CHUNK_BONES` bones per slice. Plain numpy: computed before the write.
+
+    `start_frame`: the first key's frame (one key per frame), or every key's frame (K,). Rotations are converted to
+    each bone's mode (default quaternion), continuous in time and, with `anchors` (the user's poses around / inside
+    the written span), continuing from the user's nearest key: the same quaternion hemisphere, Euler branch and turn.
+    """
     k = track.frames
-    values = np.concatenate([track.quaternions.reshape(k, -1), track.root_locations], axis=1).T  # (D·4 + 3, K)
+    frames = start_frame + np.arange(k) if np.ndim(start_frame) == 0 else np.asarray(start_frame, np.float64)
+    modes = tuple(modes or ("QUATERNION",) * len(track.bones))
+    per_bone: dict[int, np.ndarray] = {}
+    for mode in dict.fromkeys(modes):  # bones of one mode are converted together
+        group = [d for d, m in enumerate(modes) if m == mode]
+        for chunk in range(0, len(group), COLUMN_CHUNK_BONES):
+            part = group[chunk : chunk + COLUMN_CHUNK_BONES]
+            names = [track.bones[d] for d in part]
+            user, user_frames = None, None
+            if anchors is not None and all(anchors.modes.get(b) == mode for b in names):
+                user, user_frames = np.stack([anchors.rotations[b] for b in names], axis=1), anchors.frames
+            values = rotation_values(track.quaternions[:, part], frames, mode, user, user_frames)  # (K, G, C)
+            per_bone |= {d: values[:, j].T for j, d in enumerate(part)}
+            yield len(per_bone) / len(modes)
+    values = np.concatenate([*(per_bone[d] for d in range(len(modes))), track.root_locations.T])  # (C, K)
     out = np.empty((len(values), k, 2), np.float32)
-    out[:, :, 0] = start_frame + np.arange(k) if np.ndim(start_frame) == 0 else start_frame
+    out[:, :, 0] = frames
     out[:, :, 1] = values
     return out.reshape(len(values), 2 * k)
+
+
+def key_columns(
+    start_frame: float | np.ndarray,
+    track: PoseTrack,
+    modes: Sequence[str] | None = None,
+    anchors: KeyedPoses | None = None,
+) -> np.ndarray:
+    """`key_columns_steps` in one go."""
+    return run_steps(key_columns_steps(start_frame, track, modes, anchors))
 
 
 def set_keys(fc: bpy.types.FCurve, co: np.ndarray) -> None:
@@ -98,7 +146,8 @@ def splice_keys(
     fc: bpy.types.FCurve, co_new: np.ndarray, span: tuple[float, float], keep_frames: Sequence[float] = ()
 ) -> None:
     """Replace the keys of `fc` inside [span] by linear keys (`co_new`: interleaved (frame, value) pairs); keys
-    outside, and keys on `keep_frames`, keep value, interpolation and handles."""
+    outside, and keys on `keep_frames`, keep value, interpolation and handles, and new keys on their frames are
+    dropped (per curve: a curve without a key on a kept frame gets the new key there)."""
     kp = fc.keyframe_points
     n = len(kp)
     co, left, right = (np.empty(2 * n, np.float32) for _ in range(3))
@@ -113,6 +162,10 @@ def splice_keys(
     k = int(keep.sum())
     auto = _enum_value("handle_left_type", "AUTO_CLAMPED")
     new_co = co_new.reshape(-1, 2)
+    kept_frames = co[0::2][keep]
+    if len(kept_frames) and len(new_co):
+        nearest = np.abs(new_co[:, :1] - kept_frames[None, :]).min(axis=1)
+        new_co = new_co[nearest > 1e-4]
     count = len(new_co)
     merged = {
         "co": np.concatenate([co.reshape(-1, 2)[keep], new_co]),
@@ -137,17 +190,17 @@ def write_track(
     span: tuple[float, float] | None = None,
     columns: np.ndarray | None = None,
     keep_frames: Sequence[float] = (),
+    modes: Sequence[str] | None = None,
 ) -> None:
-    """Quaternion keys for the track's bones and location keys of its root bone from frame `start_frame` on.
+    """Rotation keys for the track's bones (in each bone's rotation mode, `modes`; default quaternion) and location
+    keys of its root bone from frame `start_frame` on.
 
     With `span`, keys of existing curves outside it are kept (predict / in-between into a copy of the user's
-    Action); without, each curve holds exactly the track. `columns`: `key_columns(start_frame, track)` when
+    Action); without, each curve holds exactly the track. `columns`: `key_columns(start_frame, track, modes)` when
     already computed (the write itself is then only Blender calls).
     """
-    columns = key_columns(start_frame, track) if columns is None else columns
-    paths = [(bone_path(b, "rotation_quaternion"), i, b) for b in track.bones for i in range(4)]
-    paths += [(bone_path(track.root_bone, "location"), i, track.root_bone) for i in range(3)]
-    for (path, index, group), co in zip(paths, columns, strict=True):
+    columns = key_columns(start_frame, track, modes) if columns is None else columns
+    for (path, index, group), co in zip(track_curves(track, modes), columns, strict=True):
         fc = channels.ensure(path, index, group)
         if span is None:
             set_keys(fc, co)

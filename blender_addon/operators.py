@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 from bpy.props import StringProperty
 
-from . import armature, readback, results, rig_math
+from . import armature, readback, results, rig_math, user_keys
 from ._shared import client_module, encode_joints, resample
 from .action_io import action_bone_names, armature_data, assign_action
 from .jobs import Controller, Job
@@ -332,9 +332,97 @@ class MOTION_OT_inbetween(bpy.types.Operator):
             "span": (s.gap_start, s.gap_end),
             **_source_params(plan.obj),
         }
-        fields = {"seed": seed, "candidates": s.candidates}
+        fields = {"seed": seed, "candidates": s.candidates, **_inbetween_text(s)}
         steps = _inbetween_steps(plan, (s.gap_start, s.gap_end), fields, params)
         return _start_reading(self, f"reading {plan.obj.name} to in-between", steps)
+
+
+def _inbetween_text(settings: Any) -> dict[str, str]:
+    """The optional `text` field of an in-between request: only when the In-between Prompt is not blank."""
+    text = settings.inbetween_prompt.strip()
+    return {"text": text} if text else {}
+
+
+def known_at_keys(key_frames: np.ndarray, first: int, fps: float, count: int) -> np.ndarray:
+    """(count,) mask of the 20 fps feature frames nearest each key (scene frames at `fps`, read from `first` on)."""
+    index = np.rint((np.asarray(key_frames) - first) * rig_math.SMPL_FPS / fps).astype(int)
+    known = np.zeros(count, dtype=bool)
+    known[np.clip(index, 0, count - 1)] = True
+    return known
+
+
+def _inbetween_keys_steps(
+    plan: readback.ReadPlan, key_frames: np.ndarray, fields: dict[str, Any], params: dict[str, Any]
+) -> Steps[None]:
+    features, joints, fps = yield from _read_steps(plan)
+    known = known_at_keys(key_frames, plan.first, fps, len(features))
+    params |= {"context_joints": joints, "known": known}
+    arrays = {"features": features, "known": known.astype(np.uint8)}
+    _send("inbetween", fields, arrays, plan.obj.name, params)
+
+
+class MOTION_OT_inbetween_keys(bpy.types.Operator):
+    """Fill the span between the poses keyed on the selected armature with motion that passes through every key
+    (as a new Action: a copy of yours with your keys kept and the generated keys between them)"""
+
+    bl_idname = "motion.inbetween_keys"
+    bl_label = "In-between Keys"
+
+    def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
+        s = _settings(context)
+        obj = context.active_object
+        try:
+            bones = rig_math.driven_bone_names(armature.rig_bone_map(obj))
+        except ValueError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        assert obj is not None  # rig_bone_map refuses None
+        action, fcurves = user_keys.assigned_fcurves(obj)
+        if action is None:
+            self.report({"ERROR"}, f"{obj.name} has no Action: key poses on 2 or more frames first")
+            return {"CANCELLED"}
+        first, last = _read_range(context, s)
+        keys = user_keys.keyed_frames(fcurves, obj, bones)
+        keys = keys[(keys >= first - 1e-4) & (keys <= last + 1e-4)]
+        if len(keys) < 2:
+            where = f"{action.name!r} (frames {first}-{last})"
+            self.report(
+                {"ERROR"}, f"In-between Keys needs poses keyed on 2 or more frames of {where}; found {len(keys)}"
+            )
+            return {"CANCELLED"}
+        fps = readback.scene_fps(_scene(context))
+        start, end = int(np.floor(keys[0] + 1e-4)), int(np.ceil(keys[-1] - 1e-4))
+        # 20 fps frames from the first key until one at or after the last key (the motion must reach it); reading goes
+        # on past the last key until the features have them all (HumanML3D drops the last frame read).
+        covered = int(np.ceil((keys[-1] - start) * rig_math.SMPL_FPS / fps - 1e-6)) + 1
+        read_end = end
+        while _features_count(start, read_end, fps) < covered:
+            read_end += 1
+        if _features_count(start, read_end, fps) > MAX_FRAMES_20FPS:
+            self.report(
+                {"ERROR"},
+                f"the keys at frames {keys[0]:g}-{keys[-1]:g} span {covered} frames at 20 fps: In-between Keys fills "
+                f"at most {MAX_FRAMES_20FPS} frames at 20 fps (9.8 s)",
+            )
+            return {"CANCELLED"}
+        plan = _context_plan(self, context, start, read_end)
+        if plan is None:
+            return {"CANCELLED"}
+        seed = _seed(s)
+        text = _inbetween_text(s)
+        params = {
+            "prompt": text.get("text", "in-between keys"),
+            "seed": seed,
+            "fps": fps,
+            "first_frame": start,
+            "span": (float(keys[0]), float(keys[-1])),
+            "keep_frames": [float(k) for k in keys],
+            "pass_through": True,
+            **_source_params(plan.obj),
+        }
+        fields = {"seed": seed, "candidates": s.candidates, **text}
+        steps = _inbetween_keys_steps(plan, keys, fields, params)
+        return _start_reading(self, f"reading the {len(keys)} keyed poses of {plan.obj.name}", steps)
 
 
 class MOTION_OT_apply_result(bpy.types.Operator):
@@ -461,6 +549,7 @@ CLASSES = (
     MOTION_OT_caption_all,
     MOTION_OT_predict,
     MOTION_OT_inbetween,
+    MOTION_OT_inbetween_keys,
     MOTION_OT_apply_result,
     MOTION_OT_cancel,
     MOTION_OT_connect,

@@ -73,6 +73,8 @@ class MOTION_PT_panel(bpy.types.Panel):
         row.prop(s, "gap_start")
         row.prop(s, "gap_end")
         box.operator("motion.inbetween")
+        box.prop(s, "inbetween_prompt", text="", icon="TEXT")
+        box.operator("motion.inbetween_keys", icon="KEYFRAME")
 
         text, progress, eta = CONTROLLER.summary()
         row = layout.row(align=True)

@@ -49,6 +49,11 @@ class MotionSettings(bpy.types.PropertyGroup):
     predict_frames: IntProperty(name="Predict Frames", default=48, min=2, max=2000)
     gap_start: IntProperty(name="Fill From", default=40, description="First frame the model fills in")
     gap_end: IntProperty(name="Fill To", default=60, description="Last frame the model fills in")
+    inbetween_prompt: StringProperty(
+        name="In-between Prompt",
+        default="",
+        description="Optional: what the person does in the filled frames (empty: the model fills from the poses alone)",
+    )
     unit_scale: FloatProperty(
         name="Metres per Unit", default=0.0, min=0.0, description="0 = from the rig's bone map (1 for SMPL-22 rigs)"
     )

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import armature, rig_math
+from . import armature, rig_math, user_keys
 from ._shared import fit_ground_transform, humanml3d
-from .action_io import Channels, key_columns, pose_bones, write_track
+from .action_io import Channels, key_columns_steps, pose_bones, write_track
 from .jobs import Job
 from .steps import Steps, run_steps
 
@@ -51,7 +51,28 @@ class Take:
     candidate: int
     start: float
     track: rig_math.PoseTrack
-    columns: np.ndarray  # `key_columns(start, track)`: the keys as the write hands them to Blender
+    modes: tuple[str, ...]  # rotation mode of each of `track.bones` (the keys are written in it)
+    columns: np.ndarray  # `key_columns_steps(start, track, modes, ...)`: the keys as the write hands them to Blender
+
+
+def _rotation_modes(obj: bpy.types.Object, bones: tuple[str, ...]) -> tuple[str, ...]:
+    """The bones' rotation modes: keys are written in each bone's own mode (the user's Euler keys keep working)."""
+    pbs = pose_bones(obj)
+    return tuple(pbs[b].rotation_mode for b in bones)
+
+
+def _user_poses(job: Job, obj: bpy.types.Object, bones: tuple[str, ...]) -> rig_math.KeyedPoses:
+    """The user's poses the spliced keys continue from: on the keys kept inside the span (In-between Keys: every
+    key, which the track also passes through) and on the frames just outside the span."""
+    p = job.params
+    source = bpy.data.actions.get(p.get("source_action") or "")
+    fcurves: list[bpy.types.FCurve] = []
+    if source is not None:
+        fcurves = user_keys.slot_fcurves(source, p.get("source_slot"))
+    frames = [float(f) for f in p.get("keep_frames", ())]
+    if not p.get("pass_through"):
+        frames += [float(p["span"][0]) - 1.0, float(p["span"][1]) + 1.0]
+    return user_keys.read_keyed_poses(obj, fcurves, bones, bones[0], np.unique(frames))
 
 
 def prepare_steps(job: Job) -> Steps[list[Take]]:
@@ -59,9 +80,13 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     timer across ticks so that the undo-registered write that follows is short. Captions need none."""
     if job.kind == "caption":
         return []
-    target = armature.target_of(_target(job))
+    obj = _target(job)
+    target = armature.target_of(obj)
+    bones = rig_math.driven_bone_names(target.bone_map)
+    modes = _rotation_modes(obj, bones)
     motions = _motions(job)
     p = job.params
+    user = _user_poses(job, obj, bones) if job.kind != "generate" else None
     takes = []
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
@@ -71,7 +96,8 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
             track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))
             name = action_name(p["prompt"], p["seed"], c, len(motions))
             start = float(p["start_frame"])
-            takes.append(Take(name, c, start, track, key_columns(start, track)))
+            columns = yield from key_columns_steps(start, track, modes)
+            takes.append(Take(name, c, start, track, modes, columns))
             continue
         # Predict / in-between: the decoded motion starts at the origin facing +Z; in the rig's proportions it is placed
         # onto the user's animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the
@@ -85,12 +111,13 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
         track = yield from rig_math.pose_track_steps(placed, p["fps"], target)
         first, span = float(p["first_frame"]), (float(p["span"][0]), float(p["span"][1]))
         frames = first + np.arange(track.frames)
+        if p.get("pass_through") and user is not None:  # In-between Keys: exactly through every keyed pose
+            track = rig_math.pass_through_keys(track, frames, user)
         inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
-        for kept in p.get("keep_frames", ()):  # the user's own keys inside the span stay exactly as keyed
-            inside &= np.abs(frames - kept) > 1e-6
         clipped = track.sliced(inside)
         name = action_name(f"{p['prompt']} {p.get('source_action') or ''}", p["seed"], c, len(motions))
-        takes.append(Take(name, c, first, clipped, key_columns(frames[inside], clipped)))
+        columns = yield from key_columns_steps(frames[inside], clipped, modes, user)
+        takes.append(Take(name, c, first, clipped, modes, columns))
     return takes
 
 
@@ -106,8 +133,10 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
     """The keyframe write (inside the undo-registered operator): each take → a new Action; the first is assigned.
 
     Generate: Actions hold exactly the generated keys. Predict / in-between: each Action is a copy of the user's
-    Action with only the keys inside `params['span']` replaced. The user's Action itself is never modified; when the
-    armature was its only user it gets a fake user (Blender drops Actions without users when saving).
+    Action with only the keys inside `params['span']` replaced (keys on `params['keep_frames']` stay, per curve).
+    The user's Action itself is never modified; when the armature was its only user it gets a fake user (Blender
+    drops Actions without users when saving). Rotations are keyed in each bone's own rotation mode (quaternion,
+    any Euler order, axis-angle), so switching back to the user's Action plays their keys as before.
     """
     obj = _target(job)
     spliced = job.kind in ("predict", "inbetween")
@@ -118,8 +147,10 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
     if previous is not None and previous.users <= 1:
         previous.use_fake_user = True  # it loses its only user now: without one, saving the file would drop it
     bones = pose_bones(obj)
-    for name in {b for take in takes for b in take.track.bones}:
-        bones[name].rotation_mode = "QUATERNION"
+    for take in takes:  # each bone keeps its rotation mode; set only if it was changed while the keys were prepared
+        for name, mode in zip(take.track.bones, take.modes, strict=True):
+            if bones[name].rotation_mode != mode:
+                bones[name].rotation_mode = mode  # type: ignore[assignment]  # one of the modes read from Blender
     actions = []
     for take in takes:
         action = source.copy() if source is not None else bpy.data.actions.new(take.name)
@@ -128,7 +159,7 @@ def write_takes(job: Job, takes: list[Take]) -> list[bpy.types.Action]:
         actions.append(action)
     for action, take in reversed(list(zip(actions, takes, strict=True))):  # the first one stays assigned
         keep = [float(f) for f in job.params.get("keep_frames", ())]
-        write_track(Channels(obj, action, slot), take.start, take.track, span, take.columns, keep)
+        write_track(Channels(obj, action, slot), take.start, take.track, span, take.columns, keep, take.modes)
     obj["motiongpt3_last_group"] = job.request_id
     return actions
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._shared import BoneMap, quaternion, resample, retarget
+from ._shared import BoneMap, pass_through, quaternion, resample, retarget
 from .steps import Steps, run_steps
 
 SMPL_FPS = 20.0
@@ -76,6 +76,11 @@ def joints_at_scene_rate(joints_20fps: np.ndarray, scene_fps: float, frames: int
     return out
 
 
+def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """The bones a pose track keys (root first), in `PoseTrack.bones` order."""
+    return tuple(bone for _, bone in retarget.driven_bones(bone_map))
+
+
 IK_CHUNK_FRAMES = 32  # frames solved per slice (1.5-3 ms of numpy on a loaded 2-core machine)
 
 
@@ -96,7 +101,7 @@ def pose_track_steps(
     """Joints at 20 fps in the rig's character frame → a `PoseTrack` of `frames` keys at the scene rate,
     `IK_CHUNK_FRAMES` frames per slice (frames are solved independently)."""
     joints = joints_at_scene_rate(joints_20fps, scene_fps, frames)
-    bones = tuple(bone for _, bone in retarget.driven_bones(target.bone_map))
+    bones = driven_bone_names(target.bone_map)
     quats = np.empty((len(joints), len(bones), 4))
     location = np.empty((len(joints), 3))
     for start in range(0, len(joints), IK_CHUNK_FRAMES):
@@ -110,3 +115,67 @@ def pose_track_steps(
 def pose_track(joints_20fps: np.ndarray, scene_fps: float, target: RigTarget, frames: int | None = None) -> PoseTrack:
     """`pose_track_steps` in one go."""
     return run_steps(pose_track_steps(joints_20fps, scene_fps, target, frames))
+
+
+def rotation_property(mode: str) -> tuple[str, int]:
+    """The pose-bone property a rotation mode reads and its size: `rotation_quaternion` (w, x, y, z),
+    `rotation_axis_angle` (angle, x, y, z) or, for the six Euler orders, `rotation_euler` (x, y, z radians)."""
+    if mode == "QUATERNION":
+        return "rotation_quaternion", 4
+    if mode == "AXIS_ANGLE":
+        return "rotation_axis_angle", 4
+    return "rotation_euler", 3
+
+
+def mode_quaternions(mode: str, values: np.ndarray) -> np.ndarray:
+    """Unit quaternions (..., 4) of values (..., C) of the rotation property of `mode`."""
+    values = np.asarray(values, dtype=np.float64)
+    if mode == "QUATERNION":
+        return quaternion.qnormalize(values)
+    if mode == "AXIS_ANGLE":
+        return quaternion.axis_angle_to_quat(values)
+    return quaternion.euler_to_quat(values, mode)
+
+
+@dataclass(frozen=True)
+class KeyedPoses:
+    """The user's animation at some scene frames: each driven bone's rotation mode and values of that mode's property,
+    and the root bone's location. In-between Keys passes the generated track through them; written keys continue
+    from them (quaternion signs, Euler branches) so no F-curve jumps next to a user's key."""
+
+    frames: np.ndarray  # (N,) scene frames, increasing
+    modes: dict[str, str]  # bone → rotation mode
+    rotations: dict[str, np.ndarray]  # bone → (N, C) values of its rotation property
+    root_locations: np.ndarray  # (N, 3) the root bone's `location`
+
+    def quaternions(self, bones: tuple[str, ...]) -> np.ndarray:
+        """(N, D, 4) unit quaternions of `bones`."""
+        return np.stack([mode_quaternions(self.modes[b], self.rotations[b]) for b in bones], axis=1)
+
+
+def pass_through_keys(track: PoseTrack, frames: np.ndarray, keyed: KeyedPoses) -> PoseTrack:
+    """The track (keys on scene `frames`) corrected to equal the keyed poses at their frames: every driven bone's
+    rotation and the root location; the residual of each key spreads smoothly to the neighbouring keys."""
+    quats = pass_through.pin_rotations(track.quaternions, frames, keyed.frames, keyed.quaternions(track.bones))
+    location = pass_through.pin_locations(track.root_locations, frames, keyed.frames, keyed.root_locations)
+    return PoseTrack(track.fps, track.bones, track.root_bone, continuous_quaternions(quats), location)
+
+
+def rotation_values(
+    quats: np.ndarray,
+    frames: np.ndarray,
+    mode: str,
+    anchors: np.ndarray | None = None,
+    anchor_frames: np.ndarray | None = None,
+) -> np.ndarray:
+    """(K, ..., C) values of the rotation property of `mode` for quaternions (K, ..., 4) keyed on `frames`,
+    continuous in time and, with `anchors` ((N, ..., C) values of the user's keys on `anchor_frames`), continuing
+    from the nearest anchor (quaternions on its hemisphere, Euler angles on its branch and turn)."""
+    if anchors is None or anchor_frames is None:
+        anchor_frames, anchors = np.zeros(0), None
+    if mode in ("QUATERNION", "AXIS_ANGLE"):
+        anchor_q = np.zeros((0, 4)) if anchors is None else mode_quaternions(mode, anchors)
+        signed = pass_through.anchored_quaternions(quats, frames, anchor_frames, anchor_q)
+        return signed if mode == "QUATERNION" else quaternion.quat_to_axis_angle(signed)
+    start = np.zeros((0, 3)) if anchors is None else anchors
+    return pass_through.anchored_eulers(quats, mode, frames, anchor_frames, start)
