@@ -353,6 +353,30 @@ def test_numpy_euler_angles_are_mathutils_own(order) -> None:
     np.testing.assert_allclose(quaternion.continuous_eulers(motion, order), np.array(chain), atol=1e-4)
 
 
+def test_generated_keys_follow_each_bones_rotation_mode(client) -> None:
+    """Generate onto two SMPL-22 armatures, one in quaternions and one cycling through axis-angle and the six Euler
+    orders: the same motion, each bone keyed in its own mode's property, modes untouched, the same poses."""
+    scene = bpy.context.scene
+    scene.render.fps = 30
+    posed = []
+    for cycle in (("QUATERNION",), ("AXIS_ANGLE", "QUATERNION", *ORDERS)):
+        obj = armature.create_smpl_armature(bpy.context, f"rig {len(cycle)}")
+        for k, pb in enumerate(obj.pose.bones):
+            pb.rotation_mode = cycle[k % len(cycle)]
+        modes = {pb.name: pb.rotation_mode for pb in obj.pose.bones}
+        job = operators.Job("g", "generate", obj.name, {"prompt": "m", "seed": 0, "fps": 30.0, "frames": 90})
+        job.params["start_frame"], job.arrays = 1, {"motions": CLIP[None, 10:71]}
+        (action,) = results.write_result(job)
+        assert {pb.name: pb.rotation_mode for pb in obj.pose.bones} == modes
+        properties = {(fc.data_path.split('"')[1], fc.data_path.rsplit(".", 1)[1]) for fc in all_fcurves(action)}
+        prop = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
+        assert properties - {("pelvis", "location")} == {(n, prop.get(m, "rotation_euler")) for n, m in modes.items()}
+        posed.append(_poses(obj, list(JOINT_NAMES), range(1, 91)))
+    for frame, pose in posed[0].items():
+        for name, matrix in pose.items():
+            assert _angle(posed[1][frame][name][:3, :3], matrix[:3, :3]) < 1e-5, (frame, name)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
