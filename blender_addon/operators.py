@@ -258,6 +258,14 @@ def _source_params(obj: bpy.types.Object) -> dict[str, Any]:
     return {"source_action": action.name if action else "", "source_slot": slot.identifier if slot else None}
 
 
+def _user_poses(plan: readback.ReadPlan, frames: list[float]) -> rig_math.KeyedPoses:
+    """The poses the assigned Action has at `frames` now (the button press): what a result continues from, and what
+    In-between Keys passes through (bones without F-curves: their current values)."""
+    bones = rig_math.driven_bone_names(plan.bone_map)
+    _, fcurves = user_keys.assigned_fcurves(plan.obj)
+    return user_keys.read_keyed_poses(plan.obj, fcurves, bones, bones[0], np.asarray(sorted(frames), float))
+
+
 def _predict_steps(plan: readback.ReadPlan, fields: dict[str, Any], params: dict[str, Any]) -> Steps[None]:
     features, joints, _ = yield from _read_steps(plan)
     params |= {"context_joints": joints, "known": np.ones(len(features), dtype=bool)}
@@ -288,6 +296,7 @@ class MOTION_OT_predict(bpy.types.Operator):
             "fps": fps,
             "first_frame": first,
             "span": (last + 1, last + s.predict_frames),
+            "user_poses": _user_poses(plan, [last]),
             **_source_params(plan.obj),
         }
         fields = {"frames": frames20, "seed": seed, "candidates": s.candidates}
@@ -330,6 +339,7 @@ class MOTION_OT_inbetween(bpy.types.Operator):
             "fps": readback.scene_fps(_scene(context)),
             "first_frame": first,
             "span": (s.gap_start, s.gap_end),
+            "user_poses": _user_poses(plan, [s.gap_start - 1, s.gap_end + 1]),
             **_source_params(plan.obj),
         }
         fields = {"seed": seed, "candidates": s.candidates, **_inbetween_text(s)}
@@ -417,6 +427,7 @@ class MOTION_OT_inbetween_keys(bpy.types.Operator):
             "first_frame": start,
             "span": (float(keys[0]), float(keys[-1])),
             "keep_frames": [float(k) for k in keys],
+            "user_poses": _user_poses(plan, [float(k) for k in keys]),
             "pass_through": True,
             **_source_params(plan.obj),
         }

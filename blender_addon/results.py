@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import armature, rig_math, user_keys
+from . import armature, rig_math
 from ._shared import fit_ground_transform, humanml3d
 from .action_io import Channels, key_columns_steps, pose_bones, write_track
 from .jobs import Job
@@ -61,20 +61,6 @@ def _rotation_modes(obj: bpy.types.Object, bones: tuple[str, ...]) -> tuple[str,
     return tuple(pbs[b].rotation_mode for b in bones)
 
 
-def _user_poses(job: Job, obj: bpy.types.Object, bones: tuple[str, ...]) -> rig_math.KeyedPoses:
-    """The user's poses the spliced keys continue from: on the keys kept inside the span (In-between Keys: every
-    key, which the track also passes through) and on the frames just outside the span."""
-    p = job.params
-    source = bpy.data.actions.get(p.get("source_action") or "")
-    fcurves: list[bpy.types.FCurve] = []
-    if source is not None:
-        fcurves = user_keys.slot_fcurves(source, p.get("source_slot"))
-    frames = [float(f) for f in p.get("keep_frames", ())]
-    if not p.get("pass_through"):
-        frames += [float(p["span"][0]) - 1.0, float(p["span"][1]) + 1.0]
-    return user_keys.read_keyed_poses(obj, fcurves, bones, bones[0], np.unique(frames))
-
-
 def prepare_steps(job: Job) -> Steps[list[Take]]:
     """Everything before the keyframe write, in slices (decode, placement, IK, quaternions): plain numpy, run by the
     timer across ticks so that the undo-registered write that follows is short. Captions need none."""
@@ -86,7 +72,9 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     modes = _rotation_modes(obj, bones)
     motions = _motions(job)
     p = job.params
-    user = _user_poses(job, obj, bones) if job.kind != "generate" else None
+    user = p.get("user_poses")  # predict / in-between: the user's poses when the button was pressed (KeyedPoses)
+    if user is not None and not set(bones) <= set(user.rotations):
+        user = None  # the bone map changed since: no anchors
     takes = []
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])

@@ -280,6 +280,34 @@ def test_prompt_is_sent_as_text_when_given(client) -> None:
     np.testing.assert_array_equal(np.flatnonzero(arrays["known"]), [0, 29, 59])
 
 
+def test_the_poses_passed_through_are_those_at_the_button_press(client) -> None:
+    """Switching Actions while the backend works does not change what the result passes through."""
+    scene = bpy.context.scene
+    scene.render.fps = 20
+    obj = armature.create_smpl_armature(bpy.context)
+    knee = obj.pose.bones["left_knee"]
+    for frame, angle in ((1, 0.0), (40, 60.0)):
+        knee.rotation_quaternion = Quaternion((1.0, 0.0, 0.0), np.radians(angle))
+        knee.keyframe_insert("rotation_quaternion", frame=frame)
+    user = obj.animation_data.action
+    assert bpy.ops.motion.inbetween_keys() == {"FINISHED"}
+    _tick_until_settled()
+    request_id, _, _, arrays = client.sent[-1]
+    other = bpy.data.actions.new("other")  # animates the bones the user left alone
+    assign_action(obj, other)
+    for name in ("spine2", "right_elbow"):
+        obj.pose.bones[name].rotation_quaternion = Quaternion((0.0, 1.0, 0.0), 1.0)
+        obj.pose.bones[name].keyframe_insert("rotation_quaternion", frame=1)
+    client.queue = [Event("result", request_id, {}, {"motions": CLIP[None, : len(arrays["features"])]})]
+    _tick_until_settled()
+    assert obj.animation_data.action not in (user, other)
+    for frame, angle in ((1, 0.0), (40, 60.0)):
+        pose = _poses(obj, ["left_knee", "spine2", "right_elbow"], range(frame, frame + 1))[frame]
+        assert _angle(pose["left_knee"][:3, :3], np.array(Euler((np.radians(angle), 0, 0)).to_matrix())) < 1e-3
+        for name in ("spine2", "right_elbow"):  # the user left them at rest
+            assert _angle(pose[name][:3, :3], np.eye(3)) < 1e-3
+
+
 def _refused(obj: bpy.types.Object, client: ScriptedClient, message: str) -> None:
     """The button reports `message` and nothing changes: no request, no new Action, the user's keys as they were."""
     actions = {a.name: _snapshot(a) for a in bpy.data.actions}
