@@ -1,7 +1,8 @@
 """Actions for generated motion: version-robust F-curve access (legacy 4.2, slotted 4.4+ channelbags) and bulk keys.
 
 BLENDER_NOTES.md §3: on 4.4+ an Action needs a slot, a layer, a keyframe strip and a channelbag; 5.0 removed
-`Action.fcurves`. Keys are written with `keyframe_points.add` + `foreach_set` (a few ms for 91 curves × 400 keys).
+`Action.fcurves`. Whole curves are written as sample points turned into linear keys (`set_keys`: a few ms for 91
+curves × 400 keys); splices with `keyframe_points.add` + `foreach_set`.
 """
 
 from __future__ import annotations
@@ -131,14 +132,67 @@ def key_columns(
     return run_steps(key_columns_steps(start_frame, track, modes, anchors))
 
 
+_FRAME_LIMITS: tuple[int, int] | None = None
+
+
+def _frame_limits() -> tuple[int, int]:
+    """The frames `FCurve.convert_to_samples` accepts (Blender's MINAFRAME, MAXFRAME)."""
+    global _FRAME_LIMITS
+    if _FRAME_LIMITS is None:
+        params = cast(Any, bpy.types.FCurve.bl_rna).functions["convert_to_samples"].parameters
+        _FRAME_LIMITS = (params["start"].hard_min, params["end"].hard_max)
+    return _FRAME_LIMITS
+
+
+def sampled_starts(columns: np.ndarray) -> list[int | None]:
+    """Per row of `columns` ((C, 2K) interleaved (frame, value) pairs, as `key_columns`) its first frame when
+    `set_keys` can write it as sample points: 2+ keys, frames strictly ascending, the first one a whole frame inside
+    Blender's frame range; else None. All rows at once (~10 µs per row less than one by one)."""
+    frames = columns[:, 0::2]
+    count = frames.shape[1]
+    if count < 2:
+        return [None] * len(columns)
+    first = frames[:, 0].astype(np.float64)
+    low, high = _frame_limits()
+    ok = (frames[:, 1:] > frames[:, :-1]).all(axis=1) & (first == np.floor(first)) & (first >= low)
+    ok &= first + count <= high
+    return [int(f) if good else None for f, good in zip(first.tolist(), ok.tolist(), strict=True)]
+
+
+def sampled_start(co: np.ndarray) -> int | None:
+    """`sampled_starts` of one curve's keys."""
+    return sampled_starts(co.reshape(1, -1))[0]
+
+
 def set_keys(fc: bpy.types.FCurve, co: np.ndarray) -> None:
-    """Replace all keys of `fc` by linear keys; `co` is float32 interleaved (frame, value) pairs."""
+    """Replace all keys of `fc` by linear keys; `co` is float32 interleaved (frame, value) pairs.
+
+    Where `sampled_start` allows it, the keys go in as sample points, whose `co` `foreach_set` copies as one plain
+    array, and `convert_to_keyframes` makes them linear keys with auto-clamped handles, computed by Blender as
+    `fc.update()` does: the keys, handles and flags of `keyframe_points.add` + `foreach_set("co")` +
+    `foreach_set("interpolation")` + `fc.update()` (the other way, kept for the rest), without the per-key RNA
+    access that keyframe `foreach_set` costs (tests/test_blender_key_write.py compares the two).
+    """
+    write_keys(fc, co, sampled_start(co))
+
+
+def write_keys(fc: bpy.types.FCurve, co: np.ndarray, start: int | None) -> None:
+    """`set_keys` with `start` = `sampled_start(co)` already known (None: the other way)."""
     kp = fc.keyframe_points
+    if len(fc.sampled_points):
+        start = None
     if len(kp):
         kp.clear()
-    kp.add(len(co) // 2)
+    n = len(co) // 2
+    if start is not None:
+        kp.add(1)  # convert_to_samples needs a key; `add` also tags the Action for re-evaluation
+        fc.convert_to_samples(start, start + n)
+        fc.sampled_points.foreach_set("co", co)
+        fc.convert_to_keyframes(start, start + n)
+        return
+    kp.add(n)
     kp.foreach_set("co", co)
-    kp.foreach_set("interpolation", np.full(len(co) // 2, _linear(), np.int32))
+    kp.foreach_set("interpolation", np.full(n, _linear(), np.int32))
     fc.update()
 
 
@@ -200,10 +254,11 @@ def write_track(
     already computed (the write itself is then only Blender calls).
     """
     columns = key_columns(start_frame, track, modes) if columns is None else columns
+    starts = iter(sampled_starts(columns) if span is None else ())
     for (path, index, group), co in zip(track_curves(track, modes), columns, strict=True):
         fc = channels.ensure(path, index, group)
         if span is None:
-            set_keys(fc, co)
+            write_keys(fc, co, next(starts))
         else:
             splice_keys(fc, co, span, keep_frames)
 

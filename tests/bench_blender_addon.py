@@ -159,16 +159,37 @@ def main() -> None:
             f"  preparation before it (decode, IK, quaternions: {len(runs[0][2])} ticks), longest tick: "
             f"{stats([max(r[2]) for r in runs])}"
         )
-        # The floor of any keyframe write: keyframe_points.add + foreach_set("co") on the fresh Action's F-curves.
+        # Where set_keys' time goes, and the former write (add + foreach_set co / interpolation + fc.update(), the
+        # oracle of tests/test_blender_key_write.py) on the same curves, in alternating order.
         paths = [(action_io.bone_path(b, "rotation_quaternion"), i, b) for b in track.bones for i in range(4)]
         paths += [(action_io.bone_path(track.root_bone, "location"), i, track.root_bone) for i in range(3)]
         columns = key_columns(1.0, track)
         linear = np.full(frames, bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value)
-        parts: dict[str, list[float]] = {"F-curves": [], "raw": [], "interpolation": [], "update": []}
-        for _ in range(REPEATS):
-            t0 = time.perf_counter()
+        parts: dict[str, list[float]] = {
+            k: [] for k in ("F-curves", "samples", "convert", "add + co", "interpolation", "update", "former")
+        }
+
+        def fresh_fcurves() -> list[bpy.types.FCurve]:
             channels = Channels(obj, bpy.data.actions.new("bench"))
-            fcurves = [channels.ensure(path, index, group) for path, index, group in paths]
+            return [channels.ensure(path, index, group) for path, index, group in paths]
+
+        def new_way() -> None:
+            t0 = time.perf_counter()
+            fcurves = fresh_fcurves()
+            t1 = time.perf_counter()
+            for fc, co in zip(fcurves, columns, strict=True):
+                fc.keyframe_points.add(1)
+                fc.convert_to_samples(1, 1 + frames)
+                fc.sampled_points.foreach_set("co", co)
+            t2 = time.perf_counter()
+            for fc in fcurves:
+                fc.convert_to_keyframes(1, 1 + frames)
+            t3 = time.perf_counter()
+            for name, a, b in (("F-curves", t0, t1), ("samples", t1, t2), ("convert", t2, t3)):
+                parts[name].append(b - a)
+
+        def former_way() -> None:
+            fcurves = fresh_fcurves()
             t1 = time.perf_counter()
             for fc, co in zip(fcurves, columns, strict=True):
                 fc.keyframe_points.add(frames)
@@ -180,14 +201,22 @@ def main() -> None:
             for fc in fcurves:
                 fc.update()
             t4 = time.perf_counter()
-            for name, a, b in (("F-curves", t0, t1), ("raw", t1, t2), ("interpolation", t2, t3), ("update", t3, t4)):
+            for name, a, b in (("add + co", t1, t2), ("interpolation", t2, t3), ("update", t3, t4), ("former", t1, t4)):
                 parts[name].append(b - a)
-        print(f"  reference, raw keyframe_points.add + foreach_set('co') only:      {stats(parts['raw'])}")
+
+        for repeat in range(REPEATS):
+            for way in (new_way, former_way) if repeat % 2 else (former_way, new_way):
+                way()
+        ms = {name: np.median(times) * 1e3 for name, times in parts.items()}
         print(
-            "  where a write's time goes (medians): new Action + F-curves "
-            f"{np.median(parts['F-curves']) * 1e3:.2f} ms, add + co {np.median(parts['raw']) * 1e3:.2f} ms, "
-            f"interpolation {np.median(parts['interpolation']) * 1e3:.2f} ms, "
-            f"fc.update() (sort + handles) {np.median(parts['update']) * 1e3:.2f} ms"
+            f"  where set_keys' time goes (medians): new Action + F-curves {ms['F-curves']:.2f} ms, sample points "
+            f"(add 1 key, convert_to_samples, foreach_set co) {ms['samples']:.2f} ms, convert_to_keyframes (linear "
+            f"keys, handles as fc.update() computes them) {ms['convert']:.2f} ms"
+        )
+        print(
+            "  for comparison, the former write on the same F-curves (keys only, without the F-curves): "
+            f"{stats(parts['former'])}: add + co {ms['add + co']:.2f} ms, interpolation {ms['interpolation']:.2f} ms, "
+            f"fc.update() {ms['update']:.2f} ms; set_keys' part: {ms['samples'] + ms['convert']:.2f} ms"
         )
         settings.candidates = 3
         runs = [apply_result(client, np.repeat(motion, 3, 0), writes) for _ in range(max(3, REPEATS // 2))]
