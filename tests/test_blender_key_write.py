@@ -56,6 +56,13 @@ def assert_same_curve(new: bpy.types.FCurve, old: bpy.types.FCurve, co: np.ndarr
     assert mine.keys() == theirs.keys() and {"co", "handle_left", "handle_right", "interpolation"} <= mine.keys()
     for name in mine:
         assert np.array_equal(mine[name], theirs[name]), name
+    skip = {"rna_type", "data_path", "keyframe_points", "sampled_points", "modifiers", "driver", "group"}
+    for prop in bpy.types.FCurve.bl_rna.properties:  # the curve's own settings and flags (selection, active key...)
+        if prop.identifier not in skip:
+            mine_value, their_value = getattr(new, prop.identifier), getattr(old, prop.identifier)
+            if getattr(prop, "array_length", 0):
+                mine_value, their_value = tuple(mine_value), tuple(their_value)
+            assert mine_value == their_value, prop.identifier
     low, high = co[0::2].min(), co[0::2].max()
     if (np.diff(co[0::2]) > 0).all():
         assert np.array_equal(mine["co"], co)
