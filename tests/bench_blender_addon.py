@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reference import REFERENCE_DATA
-from test_blender_addon import Event, ScriptedClient
+from scripted_client import Event, ScriptedClient
 
 import blender_addon
 from blender_addon import action_io, armature, operators, readback, results, rig_math

@@ -38,6 +38,40 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def addon():
+    """The add-on registered in real Blender for a Blender test module (`pytestmark = usefixtures("addon")`); left
+    registered if something else registered it first."""
+    import blender_addon
+    from blender_addon import operators
+
+    registered = not hasattr(__import__("bpy").types.Scene, "motiongpt3")
+    if registered:
+        blender_addon.register()
+    yield
+    operators.stop_timer()  # a live timer hangs bpy 4.5 at exit (BLENDER_NOTES.md section 8)
+    if registered:
+        blender_addon.unregister()
+
+
+@pytest.fixture
+def client():
+    """A factory-fresh empty scene and a ScriptedClient standing in for the backend (what the add-on sends lands in
+    `client.sent`; the test queues the events it answers with)."""
+    import bpy
+    from scripted_client import ScriptedClient
+
+    from blender_addon import operators
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    scripted = ScriptedClient()
+    operators.CONTROLLER.close()
+    operators.CONTROLLER._client_factory = lambda: scripted
+    yield scripted
+    operators.stop_timer()
+    operators.CONTROLLER.close()
+
+
 # Blender as a Python module can hang or crash at interpreter exit when a timer is still registered
 # (BLENDER_NOTES.md section 8). Once bpy has been imported, leave through os._exit with pytest's status.
 _exit_status = 0

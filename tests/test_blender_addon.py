@@ -4,15 +4,13 @@ calling the timer body by hand against a scripted client (bpy.app.timers never f
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from typing import Any
 
 import bpy
 import numpy as np
 import pytest
 from reference import REFERENCE_DATA
+from scripted_client import Event
 
-import blender_addon
 from blender_addon import armature, jobs, operators, results
 from blender_addon.action_io import all_fcurves, assign_action
 from shared.motion.axes import yup_to_zup, zup_to_yup
@@ -22,58 +20,7 @@ from shared.motion.pipeline import encode_joints
 from shared.motion.resample import resample_linear
 from shared.motion.skeleton import JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
-
-@dataclass(frozen=True)
-class Event:  # the shape of shared.client.Event
-    type: str
-    request_id: str | None
-    fields: dict[str, Any] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class ScriptedClient:
-    """MotionClient's interface; the test decides which events each poll() returns."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, dict, dict]] = []
-        self.cancelled: list[str] = []
-        self.queue: list[Event] = []
-        self.connected = True
-        self.closed = False
-
-    def submit(self, type: str, fields: dict, arrays: dict | None = None) -> str:
-        request_id = f"r{len(self.sent)}"
-        self.sent.append((request_id, type, dict(fields), dict(arrays or {})))
-        return request_id
-
-    def poll(self) -> list[Event]:
-        events, self.queue = self.queue, []
-        return events
-
-    def cancel(self, request_id: str) -> None:
-        self.cancelled.append(request_id)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    blender_addon.register()
-    yield
-    operators.stop_timer()
-    blender_addon.unregister()
-
-
-@pytest.fixture
-def client():
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    scripted = ScriptedClient()
-    operators.CONTROLLER.close()
-    operators.CONTROLLER._client_factory = lambda: scripted
-    yield scripted
-    operators.stop_timer()  # a live timer hangs bpy 4.5 at exit (BLENDER_NOTES.md section 8)
-    operators.CONTROLLER.close()
+pytestmark = pytest.mark.usefixtures("addon")
 
 
 _KEY_FIELDS = (

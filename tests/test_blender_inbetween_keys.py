@@ -12,10 +12,10 @@ import bpy
 import numpy as np
 import pytest
 from mathutils import Euler, Quaternion
-from test_blender_addon import Event, ScriptedClient, _keys, _snapshot, _tick_until_settled
+from scripted_client import Event, ScriptedClient
+from test_blender_addon import _keys, _snapshot, _tick_until_settled
 from test_blender_rigs import RIGS, build_rig
 
-import blender_addon
 from blender_addon import armature, operators, results
 from blender_addon.action_io import all_fcurves, assign_action
 from shared.motion import quaternion
@@ -24,33 +24,13 @@ from shared.motion.humanml3d import features_to_joints
 from shared.motion.resample import resample_linear
 from shared.motion.skeleton import JOINT_NAMES, PARENTS
 
+pytestmark = pytest.mark.usefixtures("addon")
+
 KEY_FRAMES = (1, 30, 60)
 FULL = (0, 1, 4, 12, 17, 19)  # SMPL joints whose bones are keyed on every key frame (0: rotation and location)
 ENDS_ONLY = (18,)  # keyed on the first and the last key frame only
 ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 P = np.array(PARENTS[1:])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    registered = not hasattr(bpy.types.Scene, "motiongpt3")
-    if registered:
-        blender_addon.register()
-    yield
-    operators.stop_timer()
-    if registered:
-        blender_addon.unregister()
-
-
-@pytest.fixture
-def client():
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    scripted = ScriptedClient()
-    operators.CONTROLLER.close()
-    operators.CONTROLLER._client_factory = lambda: scripted
-    yield scripted
-    operators.stop_timer()
-    operators.CONTROLLER.close()
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> float:

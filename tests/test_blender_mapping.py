@@ -9,38 +9,21 @@ import bpy
 import numpy as np
 import pytest
 from rig_builders import MIXAMO
-from test_blender_addon import ScriptedClient, _tick_until_settled
+from test_blender_addon import _tick_until_settled
 from test_blender_rigs import RIGS, _directions, _generate_on, build_rig
 
 import blender_addon
-from blender_addon import armature, mapping_editor, operators, readback
+from blender_addon import armature, mapping_editor, readback
 from shared.motion.align import yaw_matrix
 from shared.motion.bone_map import bone_map_data, load_bone_map, parse_bone_map
 from shared.motion.humanml3d import features_to_joints
 from shared.motion.skeleton import JOINT_NAMES, tpose_joints
 
+pytestmark = pytest.mark.usefixtures("addon")
+
 HAND = ("b_hips", "b_thigh_l", "b_thigh_r", "b_spine_a", "b_shin_l", "b_shin_r", "b_spine_b", "b_foot_l", "b_foot_r",
         "b_chest", "b_toe_l", "b_toe_r", "b_neck", "b_clav_l", "b_clav_r", "b_head", "b_arm_l", "b_arm_r",
         "b_forearm_l", "b_forearm_r", "b_hand_l", "b_hand_r")  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    blender_addon.register()
-    yield
-    operators.stop_timer()
-    blender_addon.unregister()
-
-
-@pytest.fixture
-def client():
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    scripted = ScriptedClient()
-    operators.CONTROLLER.close()
-    operators.CONTROLLER._client_factory = lambda: scripted
-    yield scripted
-    operators.stop_timer()
-    operators.CONTROLLER.close()
 
 
 @pytest.fixture

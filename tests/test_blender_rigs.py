@@ -8,38 +8,22 @@ import numpy as np
 import pytest
 from mathutils import Matrix, Vector
 from rig_builders import MIXAMO, RIGIFY, a_pose, reference_rest
-from test_blender_addon import Event, ScriptedClient, _tick_until_settled
+from scripted_client import Event, ScriptedClient
+from test_blender_addon import _tick_until_settled
 
 import blender_addon
-from blender_addon import armature, operators, readback
+from blender_addon import armature, readback
 from shared.motion.align import yaw_matrix
 from shared.motion.axes import yup_to_zup
 from shared.motion.humanml3d import features_to_joints
 from shared.motion.skeleton import JOINT_NAMES, PARENTS, children_of, tpose_joints
 
+pytestmark = pytest.mark.usefixtures("addon")
+
 P = np.array(PARENTS[1:])
 UE5 = ("pelvis", "thigh_l", "thigh_r", "spine_01", "calf_l", "calf_r", "spine_03", "foot_l", "foot_r", "spine_05",
        "ball_l", "ball_r", "neck_01", "clavicle_l", "clavicle_r", "head", "upperarm_l", "upperarm_r", "lowerarm_l",
        "lowerarm_r", "hand_l", "hand_r")  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    blender_addon.register()
-    yield
-    operators.stop_timer()
-    blender_addon.unregister()
-
-
-@pytest.fixture
-def client():
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    scripted = ScriptedClient()
-    operators.CONTROLLER.close()
-    operators.CONTROLLER._client_factory = lambda: scripted
-    yield scripted
-    operators.stop_timer()
-    operators.CONTROLLER.close()
 
 
 # name: (bone names, prefix, A-pose, data Y-up in cm (FBX import), object yaw about Z, uniform size, extra bones)
