@@ -82,10 +82,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     elif args.suite == "server":
         run_server_benchmark(args.checkpoint, args.device, frames=args.frames, soak=args.soak, clients=args.clients)
     else:
-        if args.threads:
-            import torch
+        from .cpu_threads import configure_threads
 
-            torch.set_num_threads(args.threads)
+        configure_threads(args.threads)
         presets = ["official", "demo"] if args.preset == "all" else args.preset.split(",")
         run_model_benchmark(
             presets,
@@ -150,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--caption-tokens", type=int, default=40, help="`bench model`: new tokens per caption")
     bench.add_argument("--no-baseline", action="store_true", help="`bench model`: skip the straightforward path")
     bench.add_argument("--int8", action="store_true", help="`bench model`: int8 dynamic quantisation (CPU, opt-in)")
-    bench.add_argument("--threads", type=int, default=0, help="`bench model`: torch CPU threads (0: torch default)")
+    bench.add_argument(
+        "--threads", type=int, default=0, help="`bench model`: torch CPU threads (0: 1 on machines with <= 2 cores)"
+    )
     bench.add_argument("--json", type=Path, default=None, help="`bench model`: also write the results as JSON")
     bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
     bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")

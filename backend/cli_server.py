@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import queue
 import re
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 from shared.protocol import DEFAULT_ADDRESS
 
 from .cli_tasks import _model_options
+from .cpu_threads import available_cores
 
 WORKER_STOP_S = 10.0  # how long `serve --workers` waits for its workers after asking them to stop
 
@@ -68,13 +68,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging()
     if args.workers > 1:
         return _serve_with_workers(args)
-    import torch
-
     from backend import load_model
+    from backend.cpu_threads import configure_threads
     from backend.server import Server
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     model = load_model(args.checkpoint, args.device)
     server = Server(model, _server_config(args))
     address = server.start()
@@ -112,7 +110,7 @@ def _serve_with_workers(args: argparse.Namespace) -> int:
     broker = Broker(BrokerConfig(bind=args.bind, keys_dir=args.keys, heartbeat_s=args.heartbeat))
     address = broker.start()
     devices = _worker_devices(args.device, args.workers)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    threads = args.threads or max(1, available_cores() // args.workers)
     children = [
         subprocess.Popen(_worker_command(args, broker.backend_address, i, devices, threads))
         for i in range(args.workers)
@@ -187,7 +185,6 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
     )
     _model_options(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes behind one address (one model each)")
-    serve.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's)")
     serve.add_argument("--queue-size", type=int, default=32, help="jobs that may wait; one more gets `busy`")
     serve.add_argument("--max-batch", type=int, default=16, help="rows (prompts x candidates) per model call")
     serve.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")

@@ -17,7 +17,9 @@ CAPTION_BATCH = 16  # clips captioned per model call
 
 def _model(args: argparse.Namespace):
     from backend import load_model
+    from backend.cpu_threads import configure_threads
 
+    configure_threads(getattr(args, "threads", 0))
     return load_model(args.checkpoint, args.device)
 
 
@@ -162,6 +164,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         help="official .ckpt or our .safetensors (default: embedded demo model)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: 1 on machines with <= 2 cores, else torch's)"
+    )
 
 
 def _generation_options(parser: argparse.ArgumentParser) -> None:
