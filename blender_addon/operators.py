@@ -7,6 +7,7 @@ one undo step, cancel, connect."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -304,14 +305,23 @@ class MOTION_OT_predict(bpy.types.Operator):
 
 
 def _inbetween_steps(
-    plan: readback.ReadPlan, gap: tuple[int, int], fields: dict[str, Any], params: dict[str, Any]
+    plan: readback.ReadPlan,
+    known_frames: Callable[[int, float], np.ndarray],
+    fields: dict[str, Any],
+    params: dict[str, Any],
 ) -> Steps[None]:
+    """Read the plan, then send an in-between request whose known mask is `known_frames(feature count, scene fps)`."""
     features, joints, fps = yield from _read_steps(plan)
-    scene_frame = plan.first + np.arange(len(features)) * fps / rig_math.SMPL_FPS
-    known = (scene_frame < gap[0]) | (scene_frame > gap[1])
+    known = known_frames(len(features), fps)
     params |= {"context_joints": joints, "known": known}
     arrays = {"features": features, "known": known.astype(np.uint8)}
     _send("inbetween", fields, arrays, plan.obj.name, params)
+
+
+def known_outside_gap(gap: tuple[int, int], first: int, fps: float, count: int) -> np.ndarray:
+    """(count,) mask of the 20 fps feature frames (read from scene frame `first` at `fps`) outside the filled gap."""
+    scene_frame = first + np.arange(count) * fps / rig_math.SMPL_FPS
+    return (scene_frame < gap[0]) | (scene_frame > gap[1])
 
 
 class MOTION_OT_inbetween(bpy.types.Operator):
@@ -343,7 +353,8 @@ class MOTION_OT_inbetween(bpy.types.Operator):
             **_source_params(plan.obj),
         }
         fields = {"seed": seed, "candidates": s.candidates, **_inbetween_text(s)}
-        steps = _inbetween_steps(plan, (s.gap_start, s.gap_end), fields, params)
+        gap = (s.gap_start, s.gap_end)
+        steps = _inbetween_steps(plan, lambda count, fps: known_outside_gap(gap, first, fps, count), fields, params)
         return _start_reading(self, f"reading {plan.obj.name} to in-between", steps)
 
 
@@ -359,16 +370,6 @@ def known_at_keys(key_frames: np.ndarray, first: int, fps: float, count: int) ->
     known = np.zeros(count, dtype=bool)
     known[np.clip(index, 0, count - 1)] = True
     return known
-
-
-def _inbetween_keys_steps(
-    plan: readback.ReadPlan, key_frames: np.ndarray, fields: dict[str, Any], params: dict[str, Any]
-) -> Steps[None]:
-    features, joints, fps = yield from _read_steps(plan)
-    known = known_at_keys(key_frames, plan.first, fps, len(features))
-    params |= {"context_joints": joints, "known": known}
-    arrays = {"features": features, "known": known.astype(np.uint8)}
-    _send("inbetween", fields, arrays, plan.obj.name, params)
 
 
 class MOTION_OT_inbetween_keys(bpy.types.Operator):
@@ -432,7 +433,7 @@ class MOTION_OT_inbetween_keys(bpy.types.Operator):
             **_source_params(plan.obj),
         }
         fields = {"seed": seed, "candidates": s.candidates, **text}
-        steps = _inbetween_keys_steps(plan, keys, fields, params)
+        steps = _inbetween_steps(plan, lambda count, fps: known_at_keys(keys, start, fps, count), fields, params)
         return _start_reading(self, f"reading the {len(keys)} keyed poses of {plan.obj.name}", steps)
 
 
