@@ -47,6 +47,23 @@ def run(*command: str | Path) -> None:
     subprocess.run([str(c) for c in command], cwd=ROOT, check=True)
 
 
+def pip(python: Path, *arguments: str) -> None:
+    """`python -m pip ARGUMENTS`, quiet: one line saying what is installed, and pip's whole output only when it
+    fails (then the task stops)."""
+    print(f"+ pip {' '.join(arguments)}", flush=True)
+    done = subprocess.run(
+        [str(python), "-m", "pip", *arguments, "--disable-pip-version-check", "--no-input"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        print(f"build.py: pip failed (exit {done.returncode}); its output is above", file=sys.stderr)
+        raise subprocess.CalledProcessError(done.returncode, done.args)
+
+
 def has_nvidia_gpu() -> bool:
     """True where an NVIDIA driver answers (then the default, CUDA-enabled torch build is wanted)."""
     smi = shutil.which("nvidia-smi")
@@ -65,14 +82,14 @@ def setup(with_tests: bool) -> None:
         return
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    pip(PYTHON, "install", "--upgrade", "pip")
     if has_nvidia_gpu():
-        run(PYTHON, "-m", "pip", "install", "--quiet", "torch>=2.4")
+        pip(PYTHON, "install", "torch>=2.4")
     else:
         # CPU-only build: this machine image's pip configuration provides the 2.13.0+cpu wheel; elsewhere
         # point PIP_EXTRA_INDEX_URL at PyTorch's CPU wheel index to avoid the multi-GB CUDA build.
-        run(PYTHON, "-m", "pip", "install", "--quiet", "torch==2.13.0")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+        pip(PYTHON, "install", "torch==2.13.0")
+    pip(PYTHON, "install", "-e", f".{extras}")
     stamp.write_text(digest)
 
 
@@ -176,8 +193,8 @@ def setup_blender_env(env: BlenderEnv) -> None:
     if not _reports_version(env.interpreter, env.python):
         shutil.rmtree(env.venv, ignore_errors=True)
         run(find_python(env.python), "-m", "venv", env.venv)
-    run(env.interpreter, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(env.interpreter, "-m", "pip", "install", "--quiet", *env.packages)
+    pip(env.interpreter, "install", "--upgrade", "pip")
+    pip(env.interpreter, "install", *env.packages)
     stamp.write_text(digest)
 
 
@@ -194,6 +211,7 @@ def test(pytest_args: list[str]) -> None:
         for env in BLENDER_ENVS:
             print(f"== {env.label}: the Blender tests", flush=True)
             run(env.interpreter, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *BLENDER_TESTS)
+    print("build.py test: all checks passed. Next: `python3.11 build.py demo` (the main job: text to motion).")
 
 
 def demo() -> None:
@@ -202,6 +220,11 @@ def demo() -> None:
     OUT.mkdir(exist_ok=True)
     motiongpt3 = VENV / "bin" / "motiongpt3"
     run(motiongpt3, "generate", DEMO_PROMPT, "--frames", "120", "--seed", "7", "--fps", "30", "-o", OUT / "walk")
+    print(
+        f"build.py demo: done. Next: open {OUT / 'walk.bvh'} in Blender (File > Import > BVH), try your own prompt "
+        f"with `{motiongpt3} generate \"a person jumps\" -o out/jump`, or build the add-on: "
+        "`python3.11 build.py addon`."
+    )
 
 
 def project_version() -> str:
@@ -360,6 +383,7 @@ def main() -> None:
     try:
         if args.task == "setup":
             setup(with_tests=args.test)
+            print(f"build.py setup: {VENV} is ready. Next: `python3.11 build.py demo` or `{VENV}/bin/motiongpt3 -h`.")
         elif args.task == "test":
             test(args.pytest_args)
         elif args.task == "addon":

@@ -1,4 +1,7 @@
-"""The MotionGPT3 backend: model, inference, server and the `motiongpt3` command line."""
+"""The MotionGPT3 backend, one layer per folder, each importing only the ones below it:
+
+model/ (the network, checkpoints, devices) < tasks/ (the four tasks) < service/, train/, eval/ < bench/ < cli/.
+"""
 
 from __future__ import annotations
 

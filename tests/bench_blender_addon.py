@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference import REFERENCE_DATA
+from reference import cmu_walk_clip
 from scripted_client import Event, ScriptedClient
 
 import blender_addon
@@ -117,7 +117,7 @@ def main() -> None:
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     scene = bpy.context.scene
     obj = armature.create_smpl_armature(bpy.context)
-    features = np.load(REFERENCE_DATA / "humanml3d" / "feats_012314.npy")
+    features = cmu_walk_clip()[0]
     target = armature.target_of(obj)
     joints = features_to_joints(features[:-1])
     bpy.ops.mesh.primitive_grid_add(x_subdivisions=MESH_SUBDIVISIONS, y_subdivisions=MESH_SUBDIVISIONS, size=1.0)

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: where the reference data lives, and the real HumanML3D clip 012314."""
+"""Shared pytest fixtures: real clips (CMU from the repository; HumanML3D 012314 where provided), the add-on."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # lets tests import the `synthetic` helpers
 
-from reference import REFERENCE_DATA, require  # noqa: E402  (needs the sys.path entry above)
+from reference import cmu_walk_clip, humanml3d_reference  # noqa: E402  (needs the sys.path entry above)
 
 
 @pytest.fixture(scope="session")
-def reference_data() -> Path:
-    return require(REFERENCE_DATA)
-
-
-@pytest.fixture(scope="session")
-def clip_012314(reference_data: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(features (170, 263), joints (170, 22, 3)) of HumanML3D clip 012314, float32 as released."""
-    folder = reference_data / "humanml3d"
+def clip_012314() -> tuple[np.ndarray, np.ndarray]:
+    """(features (170, 263), joints (170, 22, 3)) of HumanML3D clip 012314, float32 as released; skips without
+    MOTIONGPT3_HUMANML3D_REF (the clip is AMASS-derived and not in the repository)."""
+    folder = humanml3d_reference()
     return np.load(folder / "feats_012314.npy"), np.load(folder / "joints_012314.npy")
+
+
+@pytest.fixture(scope="session")
+def cmu_walk() -> tuple[np.ndarray, np.ndarray]:
+    """(features (165, 263), joints (166, 22, 3)) of the bundled CMU walk 131_01 at 20 fps (`cmu_walk_clip`)."""
+    return cmu_walk_clip()
 
 
 @pytest.fixture

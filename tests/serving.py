@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend import inference
 from backend.model.config import tiny_config
 from backend.model.loading import build_model
-from backend.server import Server, ServerConfig
+from backend.service.server import Server, ServerConfig
+from backend.tasks import inference
 from shared.client import Event, MotionClient
 
 LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"

@@ -8,7 +8,7 @@ import inspect
 import bpy
 import numpy as np
 import pytest
-from reference import REFERENCE_DATA
+from reference import CLIP_131, gunzip_to
 from scripted_client import Event
 
 from blender_addon import armature, jobs, operators, results
@@ -104,7 +104,7 @@ def test_smpl_armature_has_humanml3d_rest_names_parents_and_rolls(client) -> Non
     assert all(pb.rotation_mode == "QUATERNION" for pb in obj.pose.bones)
 
 
-def test_generate_writes_new_actions_following_the_motion(client, clip_012314) -> None:
+def test_generate_writes_new_actions_following_the_motion(client, cmu_walk) -> None:
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 30, 1.0
     scene.frame_current = 11
@@ -116,8 +116,8 @@ def test_generate_writes_new_actions_following_the_motion(client, clip_012314) -
     request_id, kind, fields, _ = client.sent[-1]
     assert kind == "generate" and fields == {"text": "a person walks", "frames": 81, "seed": 7, "candidates": 2}
 
-    features = clip_012314[0][:81]
-    motions = np.stack([features, clip_012314[0][40:121]]).astype(np.float32)
+    features = cmu_walk[0][:81]
+    motions = np.stack([features, cmu_walk[0][40:121]]).astype(np.float32)
     client.queue = [Event("progress", request_id, {"stage": "diffusion", "step": 3, "total": 10, "eta_s": 2.0})]
     actions_before = set(bpy.data.actions)
     operators.timer_tick()
@@ -195,7 +195,7 @@ def test_backend_lost_shows_an_error_then_reconnects(client) -> None:
 
 
 def test_caption_of_blender_imported_cmu_bvh_sends_the_cli_features(client, tmp_path) -> None:
-    bvh = REFERENCE_DATA / "mocap" / "131_01.bvh"
+    bvh = gunzip_to(CLIP_131, tmp_path)  # Blender's importer reads plain .bvh files
     try:  # the `motiongpt3 encode` command where the backend is installed (the main environment) ...
         from backend.cli import main as motiongpt3
 
@@ -225,7 +225,7 @@ def test_caption_of_blender_imported_cmu_bvh_sends_the_cli_features(client, tmp_
     assert obj.animation_data.action[results.PROP_CAPTION] == "a person walks forward and stops"
 
 
-def test_inbetween_fills_the_gap_and_keeps_the_users_frames(client, clip_012314) -> None:
+def test_inbetween_fills_the_gap_and_keeps_the_users_frames(client, cmu_walk) -> None:
     """An echo backend returns the clip it was sent: the filled frames must then reproduce the user's own motion."""
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 20, 1.0
@@ -233,7 +233,7 @@ def test_inbetween_fills_the_gap_and_keeps_the_users_frames(client, clip_012314)
     source_job = operators.Job(
         "src", "generate", obj.name, {"prompt": "user", "seed": 0, "fps": 20.0, "frames": 100, "start_frame": 1}
     )
-    source_job.arrays = {"motions": clip_012314[0][None, :100]}
+    source_job.arrays = {"motions": cmu_walk[0][None, :100]}
     (user_action,) = results.write_result(source_job)
     truth = _world_joints(obj, range(1, 101))
     before = _snapshot(user_action)
@@ -293,12 +293,12 @@ def _assert_keys_equal_outside(after: dict, before: dict, span: tuple[float, flo
             )
 
 
-def test_predict_keeps_the_users_frames_and_continues_the_motion(client, clip_012314) -> None:
+def test_predict_keeps_the_users_frames_and_continues_the_motion(client, cmu_walk) -> None:
     """The scripted backend continues the clip with the clip itself (prefix kept, as the real one does): the new
     Action must hold the user's keys before (and after) the predicted span unchanged and follow the true motion."""
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 20, 1.0
-    obj, user_action = _user_clip_armature(clip_012314[0], 100)
+    obj, user_action = _user_clip_armature(cmu_walk[0], 100)
     truth = _world_joints(obj, range(1, 101))
     before, user_keys = _snapshot(user_action), _keys(user_action)
     settings = scene.motiongpt3
@@ -307,7 +307,7 @@ def test_predict_keeps_the_users_frames_and_continues_the_motion(client, clip_01
     _tick_until_settled()
     request_id, kind, fields, arrays = client.sent[-1]
     assert kind == "predict" and fields["frames"] == 31 and arrays["features"].shape == (59, 263)
-    client.queue = [Event("result", request_id, {}, {"motions": clip_012314[0][None, :90]})]
+    client.queue = [Event("result", request_id, {}, {"motions": cmu_walk[0][None, :90]})]
     _tick_until_settled()
 
     predicted = obj.animation_data.action
@@ -323,7 +323,7 @@ def test_predict_keeps_the_users_frames_and_continues_the_motion(client, clip_01
     np.testing.assert_allclose(got[60:90, 0], truth[60:90, 0], atol=0.02)  # continued as the motion continues
 
 
-def test_candidates_become_actions_and_the_switcher_assigns_them(client, clip_012314) -> None:
+def test_candidates_become_actions_and_the_switcher_assigns_them(client, cmu_walk) -> None:
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 20, 1.0
     scene.frame_current = 1
@@ -339,7 +339,7 @@ def test_candidates_become_actions_and_the_switcher_assigns_them(client, clip_01
     )
     assert bpy.ops.motion.generate() == {"FINISHED"}
     request_id = client.sent[-1][0]
-    clips = clip_012314[0]
+    clips = cmu_walk[0]
     motions = np.stack([clips[0:40], clips[60:100], clips[120:160]]).astype(np.float32)
     actions_before = set(bpy.data.actions)
     client.queue = [Event("result", request_id, {}, {"motions": motions})]

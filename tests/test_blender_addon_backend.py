@@ -28,7 +28,7 @@ def _free_port() -> int:
 def _server(address: str):
     from backend.model.config import tiny_config
     from backend.model.loading import build_model
-    from backend.server import Server, ServerConfig
+    from backend.service.server import Server, ServerConfig
 
     torch.manual_seed(0)
     server = Server(build_model(tiny_config(), None, "random"), ServerConfig(bind=address))

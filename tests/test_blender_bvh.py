@@ -28,8 +28,8 @@ def _world_bone_heads(armature: bpy.types.Object, frames: range) -> np.ndarray:
     return heads
 
 
-def test_blender_imports_our_bvh_onto_the_joints(empty_scene, clip_012314, tmp_path):
-    joints = clip_012314[1].astype(np.float64)
+def test_blender_imports_our_bvh_onto_the_joints(empty_scene, cmu_walk, tmp_path):
+    joints = cmu_walk[1].astype(np.float64)
     solved = solve_local_rotations(joints, fit_triads=True)
     path = tmp_path / "012314.bvh"
     write_bvh(path, solved.local_rotations, solved.root_positions, solved.rest_offsets, fps=20.0)

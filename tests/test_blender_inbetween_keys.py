@@ -137,9 +137,9 @@ CLIP: np.ndarray = np.zeros(0)
 
 
 @pytest.fixture(autouse=True)
-def _clip(clip_012314):
+def _clip(cmu_walk):
     global CLIP
-    CLIP = clip_012314[0]
+    CLIP = cmu_walk[0]
 
 
 @pytest.mark.parametrize(("kind", "fps", "modes"), [("mixamo", 30, "quaternion"), ("rigify", 24, "euler")])
@@ -186,8 +186,8 @@ def test_inbetween_keys_passes_through_every_key_and_keeps_the_users_action(clie
     for (bone, frame), matrix in keyed.items():
         assert _angle(pose_after[frame][bone][:3, :3], matrix) < 1e-3
 
-    # No pop next to a key: a step from a key to its neighbour frame is far below the jump the scripted motion alone
-    # would make there (the user's key pose against the motion's pose on the neighbour frame).
+    # No pop next to a key: a step from a key to its neighbour frame is the motion's own step there plus far less than
+    # the jump the scripted motion alone would make (the user's key pose against the motion's pose on that frame).
     scripted = yup_to_zup(resample_linear(features_to_joints(motion), 20.0, fps))  # scene frames from frame 1
     directions_user = _body_directions(joints_before)
     directions_new = _body_directions(_joints(obj, names, span))
@@ -203,7 +203,7 @@ def test_inbetween_keys_passes_through_every_key_and_keeps_the_users_action(clie
             natural = _max_direction_change(directions_scripted[max(n, k)], directions_scripted[max(n, k) - 1])
             steps.append((frame, neighbour, np.degrees(corrected), np.degrees(uncorrected), np.degrees(natural)))
             assert uncorrected > np.radians(30.0)  # the scripted motion really ignores the keys
-            assert corrected < 0.2 * uncorrected, steps[-1]
+            assert corrected < 0.2 * uncorrected + natural, steps[-1]  # at most the motion's own step + 20 %
     print(kind, "key → neighbour (corrected°, uncorrected°, scripted step°):", [s[1:] for s in steps])
 
     # Per F-curve: the user's keys kept (value, interpolation, handle types; hand-set handles too); a generated key
@@ -396,12 +396,12 @@ def _joint_steps(joints: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(joints, axis=0), axis=-1).max(axis=1)
 
 
-def test_inbetween_keys_end_to_end_with_the_demo_model(clip_012314) -> None:
+def test_inbetween_keys_end_to_end_with_the_demo_model(cmu_walk) -> None:
     """SMPL-22 armature, the poses of a real clip keyed at 1, 30 and 60 (30 fps), the embedded demo model on loopback
     with a prompt: the new Action reproduces every key and the filled frames move continuously."""
     pytest.importorskip("torch")  # the backend's environment only (not the second Blender's)
     from backend import load_model
-    from backend.server import Server, ServerConfig
+    from backend.service.server import Server, ServerConfig
     from shared.client import MotionClient
 
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
@@ -410,7 +410,7 @@ def test_inbetween_keys_end_to_end_with_the_demo_model(clip_012314) -> None:
     obj = armature.create_smpl_armature(bpy.context)
     params = {"prompt": "clip", "seed": 0, "fps": 30.0, "frames": 60, "start_frame": 1}
     source = operators.Job("src", "generate", obj.name, params)
-    source.arrays = {"motions": clip_012314[0][None, :41]}
+    source.arrays = {"motions": cmu_walk[0][None, :41]}
     (dense,) = results.write_result(source)  # the clip on every frame: its poses at the key frames become the keys
     keyed = {}
     for frame in KEY_FRAMES:
@@ -460,7 +460,7 @@ def test_inbetween_keys_end_to_end_with_the_demo_model(clip_012314) -> None:
             assert _angle(pose_after[frame][name][:3, :3], pose_before[frame][name][:3, :3]) < 1e-3, (name, frame)
         np.testing.assert_allclose(pose_after[frame]["pelvis"][:3, 3], pose_before[frame]["pelvis"][:3, 3], atol=1e-4)
     # Continuous: no joint moves or accelerates more in one frame than in the clip itself (real motion, same rate).
-    clip = yup_to_zup(resample_linear(features_to_joints(clip_012314[0][:41]), 20.0, 30.0))
+    clip = yup_to_zup(resample_linear(features_to_joints(cmu_walk[0][:41]), 20.0, 30.0))
     joints = _joints(obj, list(JOINT_NAMES), span)
     steps, jolts = _joint_steps(joints), _joint_steps(np.diff(joints, axis=0))
     print(

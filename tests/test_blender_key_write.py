@@ -14,7 +14,7 @@ from collections.abc import Callable
 import bpy
 import numpy as np
 import pytest
-from reference import REFERENCE_DATA
+from reference import cmu_walk_clip
 
 from blender_addon import action_io, armature, rig_math
 from blender_addon.action_io import Channels, key_columns, sampled_start, sampled_starts, set_keys
@@ -158,7 +158,7 @@ def test_write_track_writes_a_generated_motion_as_the_former_write_did(curves) -
     """The benchmark's candidate through `write_track` (all curves checked at once by `sampled_starts`): 400 frames
     of a real clip's quaternions and root location, 91 curves."""
     obj = armature.create_smpl_armature(bpy.context)
-    features = np.load(REFERENCE_DATA / "humanml3d" / "feats_012314.npy")
+    features = cmu_walk_clip()[0]
     track = rig_math.pose_track(features_to_joints(features[:-1]), 60, armature.target_of(obj), frames=400)
     columns = key_columns(1.0, track)
     assert sampled_starts(columns) == [1] * len(columns) == [sampled_start(co) for co in columns]

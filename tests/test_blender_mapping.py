@@ -65,8 +65,8 @@ def test_sub_panel_sits_closed_under_the_motion_panel() -> None:
     assert slots.fixed_type.identifier == "MOTION_PG_bone_mapping"
 
 
-def test_hand_mapped_rig_is_refused_then_mapped_and_generated(client, clip_012314, monkeypatch) -> None:
-    features = clip_012314[0]
+def test_hand_mapped_rig_is_refused_then_mapped_and_generated(client, cmu_walk, monkeypatch) -> None:
+    features = cmu_walk[0]
     obj, _, facing = hand_rig(monkeypatch, features)
     bpy.context.view_layer.objects.active = obj
     with pytest.raises(RuntimeError, match=r"finds no bone for: pelvis \(.*left_wrist \(.*right_wrist \("):
@@ -98,8 +98,8 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_mapping_is_refused_naming_the_slot_and_changes_nothing(case, client, clip_012314, monkeypatch) -> None:
-    obj, _, _ = hand_rig(monkeypatch, clip_012314[0])
+def test_bad_mapping_is_refused_naming_the_slot_and_changes_nothing(case, client, cmu_walk, monkeypatch) -> None:
+    obj, _, _ = hand_rig(monkeypatch, cmu_walk[0])
     bpy.context.view_layer.objects.active = obj
     set_slots(obj, HAND)
     assert bpy.ops.motion.mapping_apply() == {"FINISHED"}
@@ -112,8 +112,8 @@ def test_bad_mapping_is_refused_naming_the_slot_and_changes_nothing(case, client
     assert armature.rig_match(obj).bone_map.sources[0].bones == ("b_hips",)
 
 
-def test_fill_from_detection_completes_a_partly_matching_rig(client, clip_012314) -> None:
-    obj, _, _ = build_rig("mixamo", clip_012314[0])
+def test_fill_from_detection_completes_a_partly_matching_rig(client, cmu_walk) -> None:
+    obj, _, _ = build_rig("mixamo", cmu_walk[0])
     obj.data.bones["mixamorig:LeftHand"].name = "mixamorig:HandL"
     bpy.context.view_layer.objects.active = obj
     assert not armature.is_mapped_armature(obj)
@@ -135,9 +135,9 @@ def test_fill_from_detection_completes_a_partly_matching_rig(client, clip_012314
 
 
 def test_saved_preset_round_trips_and_detects_a_rig_with_the_same_names(
-    client, clip_012314, monkeypatch, preset_dir
+    client, cmu_walk, monkeypatch, preset_dir
 ) -> None:
-    obj, _, _ = hand_rig(monkeypatch, clip_012314[0])
+    obj, _, _ = hand_rig(monkeypatch, cmu_walk[0])
     bpy.context.view_layer.objects.active = obj
     set_slots(obj, HAND)
     for bad in ("../escape", "two words", "", "mixamo", "CMU"):
@@ -160,7 +160,7 @@ def test_saved_preset_round_trips_and_detects_a_rig_with_the_same_names(
     assert bpy.ops.motion.mapping_save_preset(preset_name="hand_rig", overwrite=True) == {"FINISHED"}
     assert json.loads(path.read_text(encoding="utf-8")) == data
     assert stored(obj) is None  # saving does not apply
-    other, _, _ = hand_rig(monkeypatch, clip_012314[0], "hand_2", yaw=-2.5, size=0.9)
+    other, _, _ = hand_rig(monkeypatch, cmu_walk[0], "hand_2", yaw=-2.5, size=0.9)
     match = armature.rig_match(other)
     assert (match.preset, match.complete) == ("hand_rig", True)
     assert mapping_editor.status_lines(other) == ["Detected preset: hand_rig (all 22 joints mapped)"]
@@ -193,8 +193,8 @@ def _contact_drift(ankles: np.ndarray, contacts: np.ndarray) -> np.ndarray:
     return np.array(drift)
 
 
-def test_plant_feet_holds_planted_feet_still(client, clip_012314) -> None:
-    features = clip_012314[0]
+def test_plant_feet_holds_planted_feet_still(client, cmu_walk) -> None:
+    features = cmu_walk[0]
     contacts = features[:, -4:] > 0.5  # left ankle, left ball, right ankle, right ball (HumanML3D.md §1.1)
     drift = {}
     for plant in (False, True):
@@ -216,8 +216,8 @@ def _pelvis_travel(track: np.ndarray) -> tuple[float, float]:
     return float(np.linalg.norm(np.diff(track, axis=0), axis=-1).sum()), float(np.linalg.norm(track[-1] - track[0]))
 
 
-def test_scene_unit_scale_keeps_the_metric_size(client, clip_012314, monkeypatch) -> None:
-    features = clip_012314[0]
+def test_scene_unit_scale_keeps_the_metric_size(client, cmu_walk, monkeypatch) -> None:
+    features = cmu_walk[0]
     scene = bpy.context.scene
     source = features_to_joints(features)
     expected = np.array(_pelvis_travel(source[:, 0, [0, 2]]))

@@ -105,8 +105,8 @@ def _directions(joints: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", sorted(RIGS))
-def test_generated_motion_lands_on_the_rig_and_reads_back(kind, client, clip_012314) -> None:
-    features = clip_012314[0]
+def test_generated_motion_lands_on_the_rig_and_reads_back(kind, client, cmu_walk) -> None:
+    features = cmu_walk[0]
     obj, rest, facing = build_rig(kind, features)
     assert armature.rig_match(obj).preset == PRESET[kind]
     actions = set(bpy.data.actions)
@@ -143,11 +143,11 @@ def _mapped_bones(obj: bpy.types.Object) -> list[bpy.types.Bone]:
     return [obj.data.bones[s.bones[0]] for s in bone_map.sources]
 
 
-def test_caption_of_the_same_motion_on_two_rigs_sends_the_same_features(client, clip_012314) -> None:
-    features = clip_012314[0][:100]
+def test_caption_of_the_same_motion_on_two_rigs_sends_the_same_features(client, cmu_walk) -> None:
+    features = cmu_walk[0][:100]
     sent = []
     for kind in ("mixamo", "rigify"):
-        obj, _, _ = build_rig(kind, clip_012314[0])
+        obj, _, _ = build_rig(kind, cmu_walk[0])
         _generate_on(obj, client, features)
         scene = bpy.context.scene
         scene.frame_start, scene.frame_end = 1, len(features)
@@ -162,8 +162,8 @@ def test_caption_of_the_same_motion_on_two_rigs_sends_the_same_features(client, 
     np.testing.assert_allclose(sent[0][:, 4:67], sent[1][:, 4:67], atol=0.01)  # joint positions (m)
 
 
-def test_unmappable_rig_is_refused_naming_the_missing_joints(client, clip_012314) -> None:
-    obj, _, _ = build_rig("mixamo", clip_012314[0])
+def test_unmappable_rig_is_refused_naming_the_missing_joints(client, cmu_walk) -> None:
+    obj, _, _ = build_rig("mixamo", cmu_walk[0])
     bpy.ops.object.mode_set(mode="EDIT")
     for name in ("mixamorig:LeftHand", "mixamorig:RightToeBase"):
         obj.data.edit_bones.remove(obj.data.edit_bones[name])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import REFERENCE_DATA, require
+from reference import CLIP_131, cmu_clip, require, text_of
 from scipy.spatial.transform import Rotation
 
 from shared.motion.bone_map import (
@@ -20,8 +20,6 @@ from shared.motion.bone_map import (
 from shared.motion.bvh import read_bvh, write_bvh
 from shared.motion.skeleton import JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
-CLIP_131 = REFERENCE_DATA / "mocap" / "131_01.bvh"
-CLIP_DAZ = REFERENCE_DATA / "cmu" / "bvh20" / "60_01.bvh"
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
@@ -32,7 +30,7 @@ def clip_131():
 
 @pytest.fixture(scope="module")
 def clip_daz():
-    return read_bvh(require(CLIP_DAZ))
+    return read_bvh(cmu_clip("60_01"))
 
 
 def bone(joints: np.ndarray, a: str, b: str) -> np.ndarray:
@@ -94,7 +92,7 @@ def test_smpl22_map_reads_back_the_written_skeleton(tmp_path: Path) -> None:
 
 
 def test_clip_missing_a_bone_raises_naming_it() -> None:
-    text = require(CLIP_131).read_text().replace("JOINT LeftKnee", "JOINT LeftKneeRenamed")
+    text = text_of(require(CLIP_131)).replace("JOINT LeftKnee", "JOINT LeftKneeRenamed")
     clip = read_bvh(text)
     with pytest.raises(BoneMapError, match=r"lacks bones of map cmu: LeftKnee$"):
         bvh_to_smpl_joints(clip, "cmu")
@@ -103,7 +101,7 @@ def test_clip_missing_a_bone_raises_naming_it() -> None:
 
 
 def test_clip_missing_the_toe_end_site_raises() -> None:
-    clip = read_bvh(require(CLIP_DAZ))
+    clip = read_bvh(cmu_clip("60_01"))
     del clip.end_sites[clip.index("lFoot")]
     with pytest.raises(BoneMapError, match="End Site of lFoot"):
         bvh_to_smpl_joints(clip, "cgspeed_daz")

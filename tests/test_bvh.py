@@ -8,15 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import REFERENCE_DATA, require
+from reference import CLIP_131, CLIP_131_SCALED, CMU_CLIPS, cmu_clip, require, text_of
 from scipy.spatial.transform import Rotation
 
 from shared.motion.bvh import BvhError, bvh_end_site_positions, bvh_world_positions, read_bvh, write_bvh
 from shared.motion.skeleton import BVH_JOINT_NAMES, PARENTS, TPOSE_OFFSETS
 
-CLIP_131 = REFERENCE_DATA / "mocap" / "131_01.bvh"
-CLIP_131_SCALED = REFERENCE_DATA / "mocap" / "131_01_scaled.bvh"
-BVH20_FILES = sorted((REFERENCE_DATA / "cmu" / "bvh20").glob("*.bvh"))
 CMU_UNIT = 0.0564444  # metres per CMU length unit, (1/0.45) inch
 # Root name → (metres per file unit, foot joints) of the two cgspeed skeletons.
 SKELETONS = {"Hips": (CMU_UNIT, ("LeftToe", "RightToe")), "hip": (0.01, ("lFoot", "rFoot"))}
@@ -172,7 +169,7 @@ def test_malformed_bvh_raises_bvh_error(broken: str, message: str) -> None:
 
 def raw_root_channels(path: Path) -> np.ndarray:
     """Root X, Y, Z columns read straight from the text (an oracle independent of the parser)."""
-    lines = path.read_text().splitlines()
+    lines = text_of(path).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Frame Time")) + 1
     return np.array([[float(v) for v in line.split()[:3]] for line in lines[start:] if line.strip()])
 
@@ -189,7 +186,7 @@ def test_131_01_header_and_counts(clip_131) -> None:
 
 
 def test_131_01_parses_fast() -> None:
-    text = require(CLIP_131).read_text()
+    text = text_of(require(CLIP_131))
     best = min(_timed(read_bvh, text) for _ in range(3))
     assert best < 0.2, f"parsing 131_01.bvh took {best * 1000:.0f} ms"
 
@@ -231,7 +228,7 @@ def test_131_01_walks_forward_along_facing_at_walking_speed(clip_131) -> None:
 @pytest.mark.parametrize("name", ["131_01.bvh", "60_01.bvh", "135_09.bvh"])
 def test_a_foot_is_nearly_still_most_of_the_time(name: str) -> None:
     # Physical oracle for the channel-order convention: with a wrong order the planted foot slides (~0.4-0.8 m/s).
-    clip = read_bvh(require(REFERENCE_DATA / "cmu" / "bvh20" / name))
+    clip = read_bvh(cmu_clip(name.removesuffix(".bvh")))
     unit, feet = SKELETONS[clip.names[0]]
     positions = bvh_world_positions(clip)[:, [clip.index(f) for f in feet]] * unit
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).min(axis=1) / clip.frame_time
@@ -241,10 +238,10 @@ def test_a_foot_is_nearly_still_most_of_the_time(name: str) -> None:
 # --- real data: every 20 fps CMU clip ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", BVH20_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CMU_CLIPS, ids=lambda p: p.name.removesuffix(".bvh.gz"))
 def test_bvh20_clip_parses_with_plausible_hip_height(path: Path) -> None:
     clip = read_bvh(path)
-    lines = path.read_text().splitlines()
+    lines = text_of(path).splitlines()
     frame_lines = lines[next(i for i, line in enumerate(lines) if line.startswith("Frame Time")) + 1 :]
     assert clip.num_frames == len([line for line in frame_lines if line.strip()])
     assert clip.frame_time == pytest.approx(0.05)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from lightning_fakes import DictConfig, Hostile
-from reference import REFERENCE_DATA, require
+from reference import STATE_DICT_TSV, require
 
 from backend.model.checkpoint import (
     CheckpointError,
@@ -22,7 +22,7 @@ from backend.model.config import official_config, tiny_config
 from backend.model.loading import build_model, load_model
 from backend.model.motiongpt3 import MotionGPT3
 
-LISTING = REFERENCE_DATA.parent / "docs" / "motiongpt3_state_dict.tsv"
+LISTING = STATE_DICT_TSV
 OFFICIAL_PARAMETERS = 256_279_047  # MOTIONGPT3_SPEC.md §1 (vae + lm, unique)
 
 
@@ -132,7 +132,7 @@ def test_garbage_file_is_a_clear_error(tmp_path):
         read_official_checkpoint(path)
 
 
-def test_safetensors_round_trip_gives_the_same_model(tmp_path):
+def test_safetensors_round_trip_gives_the_same_model(tmp_path, cmu_walk):
     torch.manual_seed(3)
     model = build_model(tiny_config(), None, "random")
     save_safetensors(model, model.config, tmp_path / "tiny.safetensors")
@@ -141,7 +141,7 @@ def test_safetensors_round_trip_gives_the_same_model(tmp_path):
     assert loaded.config == model.config
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
-    features = np.load(REFERENCE_DATA / "humanml3d" / "feats_012314.npy")[:40]
+    features = cmu_walk[0][:40]
     np.testing.assert_allclose(loaded.encode_motion(features), model.encode_motion(features), atol=1e-6)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import CLIP_131, CMU_CLIPS, cmu_clip
 
 from backend.cli import main
 from shared.motion.bone_map import bvh_to_smpl_joints
@@ -20,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def walk_features(reference_data: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def walk_features(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     out = tmp_path_factory.mktemp("encode") / "131_01.npy"
-    assert main(["encode", str(reference_data / "mocap" / "131_01.bvh"), "-o", str(out)]) == 0
+    assert main(["encode", str(CLIP_131), "-o", str(out)]) == 0
     return np.load(out)
 
 
@@ -39,14 +40,14 @@ def test_encoding_the_cmu_walk_has_humanml3d_statistics(walk_features):
     assert walk_features[:, 2].sum() == pytest.approx(2.6, rel=0.2)
 
 
-def test_120_fps_original_and_its_20_fps_subsample_encode_alike(walk_features, reference_data, tmp_path):
+def test_120_fps_original_and_its_20_fps_subsample_encode_alike(walk_features, tmp_path):
     out = tmp_path / "bvh20.npy"
-    assert main(["encode", str(reference_data / "cmu" / "bvh20" / "131_01.bvh"), "-o", str(out)]) == 0
+    assert main(["encode", str(cmu_clip("131_01")), "-o", str(out)]) == 0
     np.testing.assert_allclose(np.load(out), walk_features, atol=1e-4)
 
 
-def test_every_cmu_clip_encodes_with_plausible_statistics(reference_data, tmp_path):
-    clips = sorted((reference_data / "cmu" / "bvh20").glob("*.bvh"))
+def test_every_cmu_clip_encodes_with_plausible_statistics(tmp_path):
+    clips = CMU_CLIPS
     assert len(clips) == 44
     for clip in clips:
         out = tmp_path / f"{clip.stem}.npy"

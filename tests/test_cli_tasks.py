@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reference import cmu_clip, gunzip_to
 
 from backend.cli import main
-from backend.cli_tasks import parse_frame_spec
+from backend.cli.tasks import parse_frame_spec
 from backend.model.checkpoint import save_safetensors
 from backend.model.config import tiny_config
 from backend.model.loading import build_model
@@ -47,8 +48,8 @@ def test_generate_writes_features_joints_and_bvh(checkpoint, tmp_path):
         assert (tmp_path / "out" / f"wave_{k}_preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_predict_and_inbetween_from_a_bvh(checkpoint, reference_data, tmp_path):
-    walk = str(reference_data / "cmu" / "bvh20" / "131_01.bvh")
+def test_predict_and_inbetween_from_a_bvh(checkpoint, tmp_path):
+    walk = str(cmu_clip("131_01"))
     common = ["--steps", "4", "--checkpoint", str(checkpoint)]
     assert main(["predict", walk, "--frames", "40", *common, "-o", str(tmp_path / "next")]) == 0
     assert np.load(tmp_path / "next.npy").shape == (165 + 40, 263)
@@ -58,9 +59,9 @@ def test_predict_and_inbetween_from_a_bvh(checkpoint, reference_data, tmp_path):
     np.testing.assert_allclose(filled[:30], np.load(tmp_path / "next.npy")[:30], atol=1e-5)  # known frames kept
 
 
-def test_inbetween_with_a_text(checkpoint, reference_data, tmp_path):
+def test_inbetween_with_a_text(checkpoint, cmu_walk, tmp_path):
     clip = tmp_path / "clip.npy"
-    np.save(clip, np.load(reference_data / "humanml3d" / "feats_012314.npy")[:40])
+    np.save(clip, cmu_walk[0][:40])
     common = [str(clip), "--known", "0:10,30:", "--steps", "4", "--checkpoint", str(checkpoint)]
     assert main(["inbetween", *common, "--text", "a person jumps up", "-o", str(tmp_path / "jump")]) == 0
     assert main(["inbetween", *common, "-o", str(tmp_path / "plain")]) == 0
@@ -70,17 +71,17 @@ def test_inbetween_with_a_text(checkpoint, reference_data, tmp_path):
     assert not np.array_equal(jump[10:30], plain[10:30])  # the text was used
 
 
-def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, reference_data, tmp_path):
+def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, cmu_walk, tmp_path):
     folder = tmp_path / "library"
     folder.mkdir()
-    for name in ("131_01.bvh", "135_04.bvh"):
-        (folder / name).write_bytes((reference_data / "cmu" / "bvh20" / name).read_bytes())
-    np.save(folder / "feats.npy", np.load(reference_data / "humanml3d" / "feats_012314.npy")[:60])
+    (folder / "131_01.bvh.gz").write_bytes(cmu_clip("131_01").read_bytes())  # read compressed
+    gunzip_to(cmu_clip("135_04"), folder)  # and plain
+    np.save(folder / "feats.npy", cmu_walk[0][60:120])
     (folder / "broken.bvh").write_text("HIERARCHY\nROOT x\n{\n")
     out = tmp_path / "captions.csv"
     assert main(["caption", str(folder), "--checkpoint", str(checkpoint), "-o", str(out)]) == 1  # one failed
     rows = list(csv.DictReader(out.open()))
-    assert [Path(r["file"]).name for r in rows] == ["131_01.bvh", "135_04.bvh", "broken.bvh", "feats.npy"]
+    assert [Path(r["file"]).name for r in rows] == ["131_01.bvh.gz", "135_04.bvh", "broken.bvh", "feats.npy"]
     assert rows[2]["error"] and not rows[2]["caption"]
     assert all(r["caption"] and not r["error"] for i, r in enumerate(rows) if i != 2)
     assert rows[0]["frames"] == "165"

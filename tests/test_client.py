@@ -23,7 +23,7 @@ from serving import (
     wait_for,
 )
 
-from backend.server import Server, ServerConfig
+from backend.service.server import Server, ServerConfig
 from shared.client import MotionClient
 
 GENEROUS_S = 0.25  # a poll() is budgeted at ~4 ms; this only catches a call that waits

@@ -6,14 +6,15 @@ import csv
 
 import numpy as np
 import pytest
+from reference import CMU_FOLDER
 
 from backend.train.cmu import CAPTIONS, captions_for, category_of, cmu_windows
 from shared.motion.humanml3d import features_to_joints
 from shared.motion.skeleton import bone_lengths
 
 
-def test_every_cmu_description_has_a_caption_family(reference_data):
-    rows = list(csv.DictReader((reference_data / "cmu" / "descriptions.tsv").open(), delimiter="\t"))
+def test_every_cmu_description_has_a_caption_family():
+    rows = list(csv.DictReader((CMU_FOLDER / "descriptions.tsv").open(), delimiter="\t"))
     families = {row["trial_id"]: category_of(row["text"]) for row in rows}
     assert families["60_01"] == "salsa" and families["94_04"] == "indian" and families["131_01"] == "walk"
     assert families["135_04"] == "front kick" and families["135_07"] == "roundhouse kick"
@@ -31,8 +32,8 @@ def test_captions_are_distinct_and_on_topic():
     assert all("salsa" in c or "latin" in c for c in captions_for("salsa", rng, count=7))
 
 
-def test_windows_are_valid_motions(reference_data):
-    windows = cmu_windows(reference_data / "cmu", seed=1, window=160, stride=100)
+def test_windows_are_valid_motions():
+    windows = cmu_windows(CMU_FOLDER, seed=1, window=160, stride=100)
     assert len(windows) > 150
     names = [w.name for w in windows]
     assert len(set(names)) == len(names)

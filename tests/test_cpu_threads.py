@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.cpu_threads import available_cores, configure_threads, default_threads
+from backend.model.cpu_threads import available_cores, configure_threads, default_threads
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend.inference import motion_to_text, text_to_motion
 from backend.model.config import tiny_config
 from backend.model.loading import build_model, resolve_device
+from backend.tasks.inference import motion_to_text, text_to_motion
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -21,7 +21,7 @@ def test_auto_device_picks_what_is_present():
 
 
 @needs_cuda
-def test_cuda_generation_matches_cpu(clip_012314):
+def test_cuda_generation_matches_cpu(cmu_walk):
     torch.manual_seed(0)
     cpu = build_model(tiny_config(), None, "random")
     gpu = build_model(tiny_config(), None, "random").to("cuda")
@@ -31,4 +31,4 @@ def test_cuda_generation_matches_cpu(clip_012314):
     assert b.shape == a.shape and np.all(np.isfinite(b))
     scale = np.abs(a).max()
     assert np.abs(a - b).max() < 0.05 * scale  # bf16 autocast on the GPU, fp32 on the CPU
-    assert motion_to_text(gpu, [clip_012314[0][:60]], max_new_tokens=5)  # decodes without dtype errors
+    assert motion_to_text(gpu, [cmu_walk[0][:60]], max_new_tokens=5)  # decodes without dtype errors

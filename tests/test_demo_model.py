@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from backend import load_model
+from backend.tasks import inbetween, motion_to_text, text_to_motion
 from backend.train.synthetic import make_clip
 from shared.motion.humanml3d import features_to_joints
 
@@ -19,7 +20,7 @@ def model():
 
 
 def _generate(model, text: str, frames: int) -> list[np.ndarray]:
-    return [features_to_joints(f) for f in model.text_to_motion([text], frames, seed=SEED, candidates=CANDIDATES)[0]]
+    return [features_to_joints(f) for f in text_to_motion(model, [text], frames, seed=SEED, candidates=CANDIDATES)[0]]
 
 
 def _heading(joints: np.ndarray) -> np.ndarray:
@@ -65,7 +66,7 @@ def test_waving_the_right_hand_raises_only_the_right_wrist(model):
 
 def test_captioning_a_synthetic_walk_mentions_walking(model):
     clip = make_clip(123, [("walk", {"direction": "forward", "pace": "normal"})])
-    (caption,) = model.motion_to_text([clip.features])
+    (caption,) = motion_to_text(model, [clip.features])
     assert any(word in caption.lower() for word in ("walk", "stroll", "step", "pace")), caption
 
 
@@ -78,7 +79,7 @@ def test_a_text_steers_the_in_between_fill_and_the_keys_stay(model):
     known[:10] = known[-10:] = True
     fills = {}
     for text in (None, "a person jumps up", "a person waves with the right hand"):
-        motions = model.inbetween(clip, known, seed=SEED, candidates=CANDIDATES, text=text)
+        motions = inbetween(model, clip, known, seed=SEED, candidates=CANDIDATES, text=text)
         for motion in motions:
             np.testing.assert_allclose(motion[known], clip[known], atol=1e-5)
         fills[text] = [features_to_joints(m)[~known] for m in motions]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from reference import STATE_DICT_TSV
 from torch import nn
 
 from backend.model.config import official_config, tiny_config
@@ -19,7 +19,6 @@ from backend.model.diffusion_head import (
     timestep_embedding,
 )
 
-DOCS = Path(__file__).resolve().parents[2] / "shared" / "docs"
 TINY = tiny_config()
 D = TINY.diffusion
 # Independent of the module: ᾱ of the linear schedule, recomputed here from the config numbers.
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tsv_rows(prefix: str) -> dict[str, list[int]]:
-    path = DOCS / "motiongpt3_state_dict.tsv"
+    path = STATE_DICT_TSV
     assert path.is_file(), f"missing reference state-dict listing {path}"
     rows = {}
     for line in path.read_text().splitlines()[1:]:

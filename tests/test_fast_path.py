@@ -1,4 +1,4 @@
-"""Every fast path against the straightforward baseline (`backend.model.baseline`) on the same weights and seeds."""
+"""Every fast path against the straightforward baseline (`backend.tasks.baseline`) on the same weights and seeds."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from backend.inference import motion_to_text, text_to_motion
-from backend.model.baseline import reference_caption, reference_sample, reference_text_to_motion
 from backend.model.config import tiny_config
 from backend.model.diffusion_head import draw_chain_noise, randn_like_rows
 from backend.model.loading import build_model
 from backend.model.quantize import quantize_int8
+from backend.tasks.baseline import reference_caption, reference_sample, reference_text_to_motion
+from backend.tasks.inference import motion_to_text, text_to_motion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -72,8 +72,8 @@ def test_text_to_motion_matches_the_baseline(model):
     assert np.abs(fast[0][0] - fast[0][1]).max() > 1e-3  # the candidates really are different samples
 
 
-def test_cached_captioning_matches_recomputing_every_token(model, clip_012314):
-    clips = [clip_012314[0][:80], clip_012314[0][:45]]
+def test_cached_captioning_matches_recomputing_every_token(model, cmu_walk):
+    clips = [cmu_walk[0][:80], cmu_walk[0][:45]]
     fast = motion_to_text(model, clips, max_new_tokens=8)
     assert fast == [reference_caption(model, clip, 8) for clip in clips]
     assert any(fast)
@@ -90,7 +90,7 @@ def test_int8_diffusion_stays_within_tolerance_and_is_opt_in(model):
 
 
 def test_benchmark_reports_every_stage_for_both_paths():
-    from backend.bench import STAGES, benchmark_model, format_model_benchmark
+    from backend.bench.model import STAGES, benchmark_model, format_model_benchmark
 
     result = benchmark_model("tiny", "cpu", frames=30, repeats=1, batches=(1, 2), caption_tokens=3)
     for path in ("fast_ms", "baseline_ms"):

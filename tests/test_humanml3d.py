@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
@@ -17,7 +19,7 @@ from shared.motion.humanml3d import (
     joints_to_features,
     mirror_joints,
 )
-from shared.motion.normalization import humanml3d_stats, suspicious_blocks, zscore_summary
+from shared.motion.normalization import ASSETS, humanml3d_stats, suspicious_blocks, zscore_summary
 from shared.motion.skeleton import PARENTS, bone_lengths
 
 HALF_YAW_PER_FRAME = np.pi / 200  # 36°/s at 20 fps = 1.8° per frame; the feature stores half of it
@@ -86,8 +88,8 @@ def test_crossing_180_degrees_rotates_the_rest_of_the_trajectory():
         ("scale x100", lambda j: j * 100.0, 1e-5),
     ],
 )
-def test_features_are_invariant_to_global_placement(clip_012314, name, transform, atol):
-    _, joints = clip_012314
+def test_features_are_invariant_to_global_placement(cmu_walk, name, transform, atol):
+    _, joints = cmu_walk
     joints = joints.astype(np.float64)
     np.testing.assert_allclose(joints_to_features(transform(joints)), joints_to_features(joints), atol=atol)
 
@@ -154,9 +156,14 @@ def _blocks(features: np.ndarray) -> dict[str, tuple[float, float]]:
     return {b.name: (b.z_mean, b.z_std) for b in zscore_summary(features)}
 
 
-@pytest.mark.parametrize("motion", ["012314", "walk"])
-def test_zscores_of_ordinary_motion_are_in_range(clip_012314, motion):
-    joints = clip_012314[1] if motion == "012314" else straight_walk(200)
+@pytest.mark.parametrize("motion", ["012314", "cmu_131_01", "walk"])
+def test_zscores_of_ordinary_motion_are_in_range(request, motion):
+    if motion == "012314":
+        joints = request.getfixturevalue("clip_012314")[1]
+    elif motion == "cmu_131_01":
+        joints = request.getfixturevalue("cmu_walk")[1]
+    else:
+        joints = straight_walk(200)
     blocks = _blocks(joints_to_features(joints))
     for name in ("ric", "rot6d", "local_velocity"):
         z_mean, z_std = blocks[name]
@@ -172,10 +179,21 @@ def test_z_up_input_is_flagged():
     assert warnings and "axis" in warnings[0]
 
 
-def test_stats_are_humanml3d(reference_data):
+# SHA-256 of HumanML3D's released Mean.npy / Std.npy (EricGuo5513/HumanML3D @9176e8f; MotionGPT3's meta/mean.npy and
+# std.npy are the same bytes).
+RELEASED_SHA256 = {
+    "humanml3d_mean.npy": "26e136555dab04c94a129d446c26e6b9939cbf045fbf77bcf5462c1fb5a2001c",
+    "humanml3d_std.npy": "6565a65ed9b31e23c328829a309e1c482be8b85fd23b43d65451a9b19a917f40",
+}
+
+
+def test_stats_are_humanml3d():
     stats = humanml3d_stats()
-    np.testing.assert_array_equal(stats.mean, np.load(reference_data / "humanml3d" / "Mean.npy"))
-    np.testing.assert_array_equal(stats.std, np.load(reference_data / "humanml3d" / "Std.npy"))
+    assets = ASSETS
+    for name, digest in RELEASED_SHA256.items():
+        assert hashlib.sha256((assets / name).read_bytes()).hexdigest() == digest, name
+    np.testing.assert_array_equal(stats.mean, np.load(assets / "humanml3d_mean.npy"))
+    np.testing.assert_array_equal(stats.std, np.load(assets / "humanml3d_std.npy"))
     z = np.random.default_rng(0).normal(size=(5, 263))
     np.testing.assert_allclose(stats.normalize(stats.denormalize(z)), z, atol=1e-12)
 

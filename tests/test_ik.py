@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import REFERENCE_DATA, require
+from reference import cmu_clip, humanml3d_reference
 from scipy.spatial.transform import Rotation
 
 from shared.motion.ik import (
@@ -17,9 +17,6 @@ from shared.motion.ik import (
     solve_local_rotations,
 )
 from shared.motion.skeleton import PARENTS, TPOSE_OFFSETS, bone_lengths
-
-DATA = REFERENCE_DATA / "humanml3d"
-CLIP = DATA / "joints_012314.npy"
 
 X, Y, Z = np.eye(3)
 
@@ -92,9 +89,21 @@ def _assert_rotations(local: np.ndarray, tol: float = 1e-6) -> None:
 
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
-    joints = np.load(require(CLIP))
+    """HumanML3D clip 012314's joints (skips without MOTIONGPT3_HUMANML3D_REF)."""
+    joints = np.load(humanml3d_reference() / "joints_012314.npy")
     assert joints.shape == (170, 22, 3)
     return joints.astype(np.float64)
+
+
+@pytest.fixture(params=["012314", "cmu_131_01"])
+def real_clip(request: pytest.FixtureRequest) -> np.ndarray:
+    """A real clip's joints: HumanML3D 012314 (where provided) and the bundled CMU walk as captured (always)."""
+    if request.param == "012314":
+        return request.getfixturevalue("clip")
+    from shared.motion.bone_map import bvh_to_smpl_joints
+    from shared.motion.bvh import read_bvh
+
+    return bvh_to_smpl_joints(read_bvh(cmu_clip("131_01"))).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -153,8 +162,8 @@ def test_rotation_change_helper_near_zero_and_180() -> None:
 def test_clip_fk_exact_with_fitted_triads(clip: np.ndarray) -> None:
     result = solve_local_rotations(clip, fit_triads=True)
     assert isinstance(result, IkResult)
-    assert result.local_rotations.shape == (170, 22, 3, 3)
-    assert result.root_positions.shape == (170, 3)
+    assert result.local_rotations.shape == (len(clip), 22, 3, 3)
+    assert result.root_positions.shape == (len(clip), 3)
     assert result.rest_offsets.shape == (22, 3)
     fk = forward_kinematics(result.local_rotations, result.root_positions, result.rest_offsets)
     err = np.linalg.norm(fk - clip, axis=-1)
@@ -187,8 +196,8 @@ def test_clip_fk_fixed_template_within_1cm(clip: np.ndarray) -> None:
 
 @pytest.mark.parametrize("fit_triads", [False, True])
 @pytest.mark.parametrize("world_transport", [False, True])
-def test_clip_rotations_orthonormal(clip: np.ndarray, fit_triads: bool, world_transport: bool) -> None:
-    result = solve_local_rotations(clip, fit_triads=fit_triads, world_transport=world_transport)
+def test_clip_rotations_orthonormal(real_clip: np.ndarray, fit_triads: bool, world_transport: bool) -> None:
+    result = solve_local_rotations(real_clip, fit_triads=fit_triads, world_transport=world_transport)
     _assert_rotations(result.local_rotations)
     assert np.isfinite(result.local_rotations).all()
 

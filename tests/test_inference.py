@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.inference import (
+from backend.model.config import EOS_ID, MOTION_TOKEN_START, tiny_config
+from backend.model.loading import build_model
+from backend.model.tokenizer import load_tokenizer, motion_input_sequence, tokenize_batch
+from backend.tasks.inference import (
     GenerationCancelled,
     TaskControl,
     TaskError,
@@ -15,9 +18,6 @@ from backend.inference import (
     predict,
     text_to_motion,
 )
-from backend.model.config import EOS_ID, MOTION_TOKEN_START, tiny_config
-from backend.model.loading import build_model
-from backend.model.tokenizer import load_tokenizer, motion_input_sequence, tokenize_batch
 
 STEPS = 8  # respaced diffusion steps: enough to exercise the chain, fast on a CPU
 
@@ -32,8 +32,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def clip(clip_012314) -> np.ndarray:
-    return clip_012314[0][:80]
+def clip(cmu_walk) -> np.ndarray:
+    return cmu_walk[0][:80]
 
 
 def test_requested_lengths_are_exact(model):

@@ -7,13 +7,12 @@ import math
 
 import pytest
 import torch
-from reference import REFERENCE_DATA, require
+from reference import STATE_DICT_TSV, require
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from backend.model.config import EOS_ID, MOTION_TOKEN_START, BackboneConfig, official_config, tiny_config
 from backend.model.mot_gpt2 import TEXT_EMBEDDING_ALIASES, MoTGPT2
 
-STATE_DICT_TSV = REFERENCE_DATA.parent / "docs" / "motiongpt3_state_dict.tsv"
 PREFIX = "lm.language_model."
 ATOL = 1e-5
 

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 from synthetic import straight_walk
 
-from backend.preview import render_contact_sheet
+from backend.cli.preview import render_contact_sheet
 
 
 def _decode_png(data: bytes) -> np.ndarray:

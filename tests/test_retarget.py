@@ -98,9 +98,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bone_directions_follow_the_source_on_any_rest_roll_and_object_transform(case, clip_012314) -> None:
+def test_bone_directions_follow_the_source_on_any_rest_roll_and_object_transform(case, cmu_walk) -> None:
     names, preset, apose, fbx_cm, yaw_z = CASES[case]
-    features = clip_012314[0]
+    features = cmu_walk[0]
     rest = reference_rest(features)
     if apose:
         rest = a_pose(rest, 40.0)
@@ -172,8 +172,8 @@ def test_user_preset_round_trips_through_json() -> None:
     assert again == bone_map
 
 
-def test_plant_feet_keeps_planted_ankles_still_and_bone_lengths(clip_012314) -> None:
-    features = clip_012314[0]
+def test_plant_feet_keeps_planted_ankles_still_and_bone_lengths(cmu_walk) -> None:
+    features = cmu_walk[0]
     joints = features_to_joints(features)
     contacts = contacts_at_rate(features[:, 259:263], len(joints), 20.0)
     planted = plant_feet(joints, contacts)
@@ -195,9 +195,9 @@ def test_plant_feet_keeps_planted_ankles_still_and_bone_lengths(clip_012314) -> 
     np.testing.assert_array_equal(planted[:, others], joints[:, others])  # only knees, ankles and balls move
 
 
-def test_leg_scale_and_in_place(clip_012314) -> None:
-    rest = reference_rest(clip_012314[0])
-    source = features_to_joints(clip_012314[0])
+def test_leg_scale_and_in_place(cmu_walk) -> None:
+    rest = reference_rest(cmu_walk[0])
+    source = features_to_joints(cmu_walk[0])
     placed = place_motion(source, rest * 2.0)
     np.testing.assert_allclose(leg_scale(rest * 2.0), 2.0 * leg_scale(rest))
     np.testing.assert_allclose(placed[:, 0], source[:, 0] * leg_scale(rest * 2.0))

@@ -26,10 +26,11 @@ from serving import (
     wait_for,
 )
 
-from backend import inference, server_tasks
-from backend.broker import BrokerConfig
-from backend.security import InsecureBindError, check_bind, is_loopback
-from backend.server import Server, ServerConfig
+from backend.service import tasks as server_tasks
+from backend.service.broker import BrokerConfig
+from backend.service.security import InsecureBindError, check_bind, is_loopback
+from backend.service.server import Server, ServerConfig
+from backend.tasks import inference
 from shared.client import MotionClient
 from shared.protocol import DEFAULT_ADDRESS, FINAL_REPLY_TYPES, JOB_TYPES, Message, decode_reply, encode
 

@@ -19,8 +19,8 @@ from serving import (
     wait_for,
 )
 
-from backend.broker import Broker, BrokerConfig
-from backend.server import Server, ServerConfig
+from backend.service.broker import Broker, BrokerConfig
+from backend.service.server import Server, ServerConfig
 
 HEARTBEAT_S = 0.1
 

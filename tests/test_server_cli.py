@@ -11,8 +11,8 @@ import pytest
 from serving import SLOW_STEPS, connected_client, final_of, running, tiny_model, wait_for
 
 from backend.cli import main
-from backend.cli_server import spawn_server
 from backend.model.checkpoint import save_safetensors
+from backend.service.spawn import spawn_server
 
 
 @pytest.fixture(scope="module")

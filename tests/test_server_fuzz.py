@@ -17,7 +17,7 @@ from serving import (
     running_server,
 )
 
-from backend import inference
+from backend.tasks import inference
 from shared.protocol import DEFAULT_LIMITS, REPLY_TYPES, REQUEST_TYPES, Message, decode_reply, encode
 
 SEED = 20240611

@@ -14,7 +14,7 @@ from serving import (
 )
 
 from backend.cli import main
-from backend.security import check_bind
+from backend.service.security import check_bind
 from shared.client import load_public_key
 
 

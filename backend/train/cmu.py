@@ -112,13 +112,23 @@ class CmuWindow:
     labels: dict[str, object] = field(default_factory=dict)
 
 
+# The CMU clips that travel with the repository (not installed with the package): see its README.
+BUNDLED_CMU = Path(__file__).resolve().parents[1] / "assets" / "cmu"
+
+
+def clip_path(cmu_folder: Path, trial_id: str) -> Path:
+    """`<cmu_folder>/bvh20/<trial_id>.bvh.gz`, or the uncompressed `.bvh` where only that exists."""
+    compressed = cmu_folder / "bvh20" / f"{trial_id}.bvh.gz"
+    return compressed if compressed.is_file() else compressed.with_suffix("")
+
+
 def cmu_windows(cmu_folder: Path, seed: int = 0, window: int = 160, stride: int = 100) -> list[CmuWindow]:
     """Every clip of `<cmu_folder>/bvh20` cut into windows of `window` frames every `stride` frames."""
     rng = np.random.default_rng(seed)
     rows = list(csv.DictReader((cmu_folder / "descriptions.tsv").open(encoding="utf-8"), delimiter="\t"))
     windows: list[CmuWindow] = []
     for row in rows:
-        clip = read_bvh(cmu_folder / "bvh20" / f"{row['trial_id']}.bvh")
+        clip = read_bvh(clip_path(cmu_folder, row["trial_id"]))
         joints = resample_linear(bvh_to_smpl_joints(clip), clip.fps, FPS)
         if row["subject"] == "135":  # frame 0 of these files is a leftover pose (narrow stance, feet below floor)
             joints = joints[1:]

@@ -159,15 +159,25 @@ def install_embedded_model(source: Path, target: Path) -> None:
 
 
 def cmd_train_demo(args: argparse.Namespace) -> int:
+    from .cmu import BUNDLED_CMU
+
+    cmu_folder = args.cmu if args.cmu is not None else BUNDLED_CMU
+    if not (cmu_folder / "descriptions.tsv").is_file():
+        raise FileNotFoundError(f"{cmu_folder}: no descriptions.tsv (expected a CMU clip folder with bvh20/)")
     recipe = DemoRecipe(seed=args.seed)
-    train_demo(args.out, args.cmu, recipe, install=not args.no_install)
+    train_demo(args.out, cmu_folder, recipe, install=not args.no_install)
     return 0
 
 
 def add_train_demo_command(commands: argparse._SubParsersAction) -> None:
     """Register `train-demo` on the `motiongpt3` parser."""
     parser = commands.add_parser("train-demo", help="reproduce the embedded demo model (synthetic + CMU data, CPU)")
-    parser.add_argument("--cmu", type=Path, required=True, help="the CMU reference folder (descriptions.tsv, bvh20/)")
+    parser.add_argument(
+        "--cmu",
+        type=Path,
+        default=None,
+        help="a CMU clip folder (descriptions.tsv, bvh20/); default: the clips bundled with the repository",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs") / "demo", help="working folder (data, stages)")
     parser.add_argument("--seed", type=int, default=DemoRecipe.seed)
     parser.add_argument("--no-install", action="store_true", help="do not copy the result over the embedded model")

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.inference import ANSWER_SEPARATOR, CAPTION_SEPARATOR
 from backend.model.tokenizer import EOS, masked_motion_span, motion_input_sequence, motion_output_sequence
+from backend.tasks.inference import ANSWER_SEPARATOR, CAPTION_SEPARATOR
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 

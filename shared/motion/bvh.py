@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,10 +201,14 @@ def parse_bvh(text: str) -> BvhClip:
 
 
 def read_bvh(path_or_text: str | Path) -> BvhClip:
-    """Read a BVH file; a string that starts with HIERARCHY is taken as the file's text."""
+    """Read a BVH file (`.bvh`, or gzip-compressed `.bvh.gz`); a string that starts with HIERARCHY is taken as the
+    file's text."""
     if isinstance(path_or_text, str) and path_or_text.lstrip().startswith("HIERARCHY"):
         return parse_bvh(path_or_text)
-    return parse_bvh(Path(path_or_text).read_text(encoding="utf-8-sig", errors="replace"))
+    data = Path(path_or_text).read_bytes()
+    if data[:2] == b"\x1f\x8b":  # the gzip magic number
+        data = gzip.decompress(data)
+    return parse_bvh(data.decode("utf-8-sig", errors="replace"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.eval.evaluate import add_eval_command
+from backend.train.cli import add_train_command
+from backend.train.demo import add_train_demo_command
 from shared.motion.bone_map import BoneMapError, bvh_to_smpl_joints, detect_bone_map, load_bone_map
 from shared.motion.bvh import BvhError, read_bvh, write_bvh
 from shared.motion.humanml3d import FPS, MotionShapeError
@@ -15,12 +18,9 @@ from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
-from .cli_server import add_server_commands
-from .cli_tasks import add_task_commands
-from .eval.evaluate import add_eval_command
-from .motion_io import load_npy
-from .train.cli import add_train_command
-from .train.demo import add_train_demo_command
+from .motion_io import load_npy, motion_suffix
+from .server import add_server_commands
+from .tasks import add_task_commands
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
@@ -33,8 +33,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
     """BVH -> SMPL-22 joints (FK, metres, Y-up) -> 20 fps -> (T-1, 263) features."""
     if not args.input.is_file():
         raise FileNotFoundError(f"{args.input}: no such file")
-    if args.input.suffix.lower() != ".bvh":
-        raise UsageError(f"{args.input}: encode reads a .bvh file")
+    if motion_suffix(args.input) not in (".bvh", ".bvh.gz"):
+        raise UsageError(f"{args.input}: encode reads a .bvh (or .bvh.gz) file")
     clip = read_bvh(args.input)
     map_name = detect_bone_map(clip) if args.map == "auto" else args.map
     bone_map = load_bone_map(map_name)
@@ -74,15 +74,16 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .bench import run_model_benchmark, run_motion_benchmark
-    from .bench_server import run_server_benchmark
+    from backend.bench.model import run_model_benchmark
+    from backend.bench.motion import run_motion_benchmark
+    from backend.bench.server import run_server_benchmark
 
     if args.suite == "motion":
         run_motion_benchmark(frames=args.frames, repeats=args.repeats)
     elif args.suite == "server":
         run_server_benchmark(args.checkpoint, args.device, frames=args.frames, soak=args.soak, clients=args.clients)
     else:
-        from .cpu_threads import configure_threads
+        from backend.model.cpu_threads import configure_threads
 
         configure_threads(args.threads)
         presets = ["official", "demo"] if args.preset == "all" else args.preset.split(",")
@@ -168,6 +169,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return int(status or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

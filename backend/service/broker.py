@@ -22,9 +22,9 @@ from typing import Any
 
 import zmq
 
-from backend.endpoint import RecentClients, bind_router, run_loop, send_frames, send_message
-from backend.security import DEFAULT_ADDRESS, check_bind
-from backend.server import CONTROL, backend_version, process_rss_bytes
+from backend.service.endpoint import RecentClients, bind_router, run_loop, send_frames, send_message
+from backend.service.security import DEFAULT_ADDRESS, check_bind
+from backend.service.server import CONTROL, backend_version, process_rss_bytes
 from shared.protocol import (
     DEFAULT_LIMITS,
     FINAL_REPLY_TYPES,

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
+from backend.model.cpu_threads import available_cores
 from shared.protocol import DEFAULT_ADDRESS
 
-from .cli_tasks import _model_options
-from .cpu_threads import available_cores
+from .tasks import _model_options
 
 WORKER_STOP_S = 10.0  # how long `serve --workers` waits for its workers after asking them to stop
 
@@ -40,7 +37,7 @@ def _check_model_source(checkpoint: Path | None) -> None:
 
 
 def _server_config(args: argparse.Namespace):
-    from backend.server import ServerConfig
+    from backend.service.server import ServerConfig
 
     return ServerConfig(
         bind=args.bind,
@@ -55,7 +52,7 @@ def _server_config(args: argparse.Namespace):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the model until SIGINT / SIGTERM (then every client is told)."""
-    from backend.security import check_bind
+    from backend.service.security import check_bind
 
     for name in ("workers", "queue_size", "max_batch"):
         if getattr(args, name) < 1:
@@ -69,8 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _serve_with_workers(args)
     from backend import load_model
-    from backend.cpu_threads import configure_threads
-    from backend.server import Server
+    from backend.model.cpu_threads import configure_threads
+    from backend.service.server import Server
 
     configure_threads(args.threads)
     model = load_model(args.checkpoint, args.device)
@@ -105,7 +102,7 @@ def _worker_devices(device: str, workers: int) -> list[str]:
 
 def _serve_with_workers(args: argparse.Namespace) -> int:
     """A broker on --bind and N worker processes (each loads its own model) on a loopback backend."""
-    from backend.broker import Broker, BrokerConfig
+    from backend.service.broker import Broker, BrokerConfig
 
     broker = Broker(BrokerConfig(bind=args.bind, keys_dir=args.keys, heartbeat_s=args.heartbeat))
     address = broker.start()
@@ -141,30 +138,9 @@ def _serve_with_workers(args: argparse.Namespace) -> int:
     return 0
 
 
-def spawn_server(arguments: list[str], timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start `motiongpt3 serve ARGUMENTS` in a child process; returns it and the address it printed (use
-    `--bind tcp://127.0.0.1:*` for a free port). RuntimeError with its output when it does not come up in time."""
-    command = [sys.executable, "-m", "backend.cli", "serve", *arguments]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    output = []
-    while (remaining := deadline - time.monotonic()) > 0 and (child.poll() is None or not lines.empty()):
-        try:
-            output.append(lines.get(timeout=min(remaining, 0.5)))
-        except queue.Empty:
-            continue
-        if match := re.search(r"listening on (\S+)", output[-1]):
-            return child, match.group(1)
-    child.kill()
-    child.wait()
-    raise RuntimeError(f"`{' '.join(command)}` did not start:\n{''.join(output)}")
-
-
 def cmd_keys(args: argparse.Namespace) -> None:
     """Create the server key pair (once) and a key pair for one client."""
-    from backend.security import create_keys
+    from backend.service.security import create_keys
 
     files = create_keys(args.directory, args.client)
     print(f"server keys: {files.server_public} (public) and {files.server_secret} (secret: stays here)")

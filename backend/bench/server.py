@@ -22,8 +22,8 @@ CANCEL_GOAL_MS = 100.0
 def served_model(checkpoint: Path | None, device: str) -> Iterator[tuple[str, str]]:
     """A `motiongpt3 serve` child on a free loopback port -> (address, note on the model). Without the embedded
     demo model, serves random weights of the demo preset (same sizes, same speed)."""
-    from backend.cli_server import spawn_server
     from backend.model.loading import EMBEDDED_MODEL
+    from backend.service.spawn import spawn_server
 
     with tempfile.TemporaryDirectory() as folder:
         note = str(checkpoint) if checkpoint is not None else "embedded demo model"

@@ -13,7 +13,7 @@ from typing import Any
 
 import zmq
 
-from backend.security import check_bind, secure_server_socket
+from backend.service.security import check_bind, secure_server_socket
 from shared.protocol import Limits, Message, encode
 
 log = logging.getLogger("motiongpt3.server")

@@ -1,6 +1,6 @@
 """The straightforward MotionGPT3 inference, as upstream runs it: the reference for speed-ups and fast-path tests.
 
-Same weights and the same mathematics as `backend.inference`, none of its shortcuts: one request at a time
+Same weights and the same mathematics as `backend.tasks.inference`, none of its shortcuts: one request at a time
 (batch 1), prompts padded to the fixed 192 tokens (spec §3.1), fp32 without autocast, the whole diffusion network
 called at every step (condition encoder and AdaLN terms recomputed, as upstream's `forward_with_cfg`), noise drawn
 step by step, torch's VAE decoder layers as they are, and captions decoded by re-running the whole sequence for
@@ -12,7 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from backend.inference import (
+from backend.model.config import EOS_ID, MOTION_TOKEN_START
+from backend.model.diffusion_head import DiffusionHead, guided_epsilon, randn_like_rows
+from backend.model.motiongpt3 import MotionGPT3
+from backend.model.tokenizer import TokenBatch, tokenize_batch
+from backend.tasks.inference import (
     _check_clip,
     _check_frames,
     _input_latents,
@@ -22,10 +26,6 @@ from backend.inference import (
     request_generator,
     text_to_motion_prompt,
 )
-from backend.model.config import EOS_ID, MOTION_TOKEN_START
-from backend.model.diffusion_head import DiffusionHead, guided_epsilon, randn_like_rows
-from backend.model.motiongpt3 import MotionGPT3
-from backend.model.tokenizer import TokenBatch, tokenize_batch
 
 
 @torch.no_grad()

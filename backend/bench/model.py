@@ -1,56 +1,16 @@
-"""Benchmarks that print numbers: the motion core (encode, decode, IK) and the model's fast path against the
-straightforward baseline (`backend.model.baseline`) on the same weights, in the same run."""
+"""`motiongpt3 bench model`: the model's fast path against the straightforward baseline
+(`backend.tasks.baseline`) on the same weights, in the same run."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from shared.motion.humanml3d import features_to_joints, joints_to_features
-from shared.motion.ik import solve_local_rotations
-from shared.motion.skeleton import REFERENCE_POSE_000021
-
-GOAL_MS = 5.0
-
-
-def _median_ms(function: Callable[[], object], repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
-
-
-def benchmark_motion(frames: int = 196, repeats: int = 200) -> dict[str, float]:
-    """Median milliseconds of encode (frames+1 joints -> frames rows), decode and IK of `frames` frames."""
-    rng = np.random.default_rng(0)
-    t = np.arange(frames + 1)[:, None, None] / 20.0
-    # A moving, articulated motion: the reference pose walking forward with a wobble on every joint.
-    joints = REFERENCE_POSE_000021[None] + 0.05 * np.sin(t * rng.uniform(1, 6, (1, 22, 3)))
-    joints[..., 2] += 1.2 * t[..., 0]
-    features = joints_to_features(joints)
-    decoded = features_to_joints(features)
-    return {
-        "encode": _median_ms(lambda: joints_to_features(joints), repeats),
-        "decode": _median_ms(lambda: features_to_joints(features), repeats),
-        "ik": _median_ms(lambda: solve_local_rotations(decoded), repeats),
-    }
-
-
-def run_motion_benchmark(frames: int = 196, repeats: int = 200) -> None:
-    """Print the motion benchmark as a table with the ratio to the 5 ms goal."""
-    results = benchmark_motion(frames, repeats)
-    print(f"motion core, {frames} frames, median of {repeats} runs (goal <= {GOAL_MS:g} ms each)")
-    for name, ms in results.items():
-        print(f"  {name:<7} {ms:7.3f} ms   {ms / GOAL_MS:5.2f} x goal")
 
 
 @contextmanager
@@ -111,13 +71,20 @@ def benchmark_model(
     int8: bool = False,
 ) -> dict[str, Any]:
     """Median ms per stage and end to end of text-to-motion (`frames` frames, the configured diffusion steps and
-    CFG) for the fast path (`backend.inference`) and, with `baseline`, the straightforward path
-    (`backend.model.baseline`: batch 1, 192-token prompts, fp32, whole network per step, no KV cache), both on the
+    CFG) for the fast path (`backend.tasks.inference`) and, with `baseline`, the straightforward path
+    (`backend.tasks.baseline`: batch 1, 192-token prompts, fp32, whole network per step, no KV cache), both on the
     same weights in this run; throughput (motions/s) at each batch size; captioning per token; peak memory;
     and how far the fast path's motion is from the baseline's on the same seed."""
     import torch
 
-    from backend.inference import (
+    from backend.model.tokenizer import load_tokenizer, tokenize_batch
+    from backend.tasks.baseline import (
+        reference_caption_tokens,
+        reference_decode,
+        reference_sample,
+        reference_text_to_motion,
+    )
+    from backend.tasks.inference import (
         NO_CONTROL,
         _greedy_or_sampled_decode,
         caption_prompt,
@@ -125,13 +92,6 @@ def benchmark_model(
         text_to_motion,
         text_to_motion_prompt,
     )
-    from backend.model.baseline import (
-        reference_caption_tokens,
-        reference_decode,
-        reference_sample,
-        reference_text_to_motion,
-    )
-    from backend.model.tokenizer import load_tokenizer, tokenize_batch
     from shared.motion.humanml3d import features_to_joints
 
     model, reference_model, weights = _bench_models(preset, device, checkpoint, int8)

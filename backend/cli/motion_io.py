@@ -11,7 +11,13 @@ from shared.motion.bvh import read_bvh, write_bvh
 from shared.motion.humanml3d import FEATURE_DIM, FPS, NUM_JOINTS
 from shared.motion.pipeline import decode_features, encode_joints
 
-MOTION_SUFFIXES = (".bvh", ".npy")
+MOTION_SUFFIXES = (".bvh", ".bvh.gz", ".npy")
+
+
+def motion_suffix(path: Path) -> str:
+    """'.bvh', '.bvh.gz', '.npy' or the plain suffix of anything else (lower case)."""
+    name = path.name.lower()
+    return next((s for s in MOTION_SUFFIXES if name.endswith(s)), path.suffix.lower())
 
 
 class MotionFileError(ValueError):
@@ -34,15 +40,15 @@ def load_npy(path: Path) -> np.ndarray:
 def read_motion_file(path: Path, bone_map: str = "auto") -> np.ndarray:
     """(N, 263) features at 20 fps from a BVH (mapped skeleton), a features .npy (N, 263) or joints .npy
     (T, 22, 3; Y-up metres at 20 fps)."""
-    suffix = path.suffix.lower()
-    if suffix == ".bvh":
+    suffix = motion_suffix(path)
+    if suffix in (".bvh", ".bvh.gz"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         clip = read_bvh(path)
         joints = bvh_to_smpl_joints(clip, load_bone_map(detect_bone_map(clip) if bone_map == "auto" else bone_map))
         return encode_joints(joints, clip.fps)
     if suffix != ".npy":
-        raise MotionFileError(f"{path}: expected a .bvh or .npy motion file")
+        raise MotionFileError(f"{path}: expected a .bvh, .bvh.gz or .npy motion file")
     array = load_npy(path)
     if array.ndim == 3 and array.shape[1:] == (NUM_JOINTS, 3):
         return encode_joints(array, FPS)
@@ -54,11 +60,11 @@ def read_motion_file(path: Path, bone_map: str = "auto") -> np.ndarray:
 
 
 def motion_files_in(inputs: list[Path]) -> list[Path]:
-    """Files given directly plus every .bvh / .npy below given folders, sorted, without repeats."""
+    """Files given directly plus every .bvh / .bvh.gz / .npy below given folders, sorted, without repeats."""
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in MOTION_SUFFIXES and p.is_file())
+            found += sorted(p for p in item.rglob("*") if motion_suffix(p) in MOTION_SUFFIXES and p.is_file())
         else:
             found.append(item)
     return list(dict.fromkeys(found))

@@ -3,12 +3,12 @@ thread that owns the model.
 
 Threads: the I/O thread owns the sockets. It validates every message (`shared.protocol.decode_request`), answers
 hello / heartbeat / echo / cancel itself, queues jobs, and forwards what the worker sends over an inproc pipe. The
-worker thread takes micro-batches from the `JobTable` and runs them through `backend.server_tasks`, reporting
+worker thread takes micro-batches from the `JobTable` and runs them through `backend.service.tasks`, reporting
 progress and checking for cancellation between network steps. A job that crashes a batch is isolated by running
 the batch's jobs one by one, so the crash becomes an `internal` error for that job only.
 
 Worker mode (`ServerConfig.connect`): instead of binding a ROUTER for clients, the server connects a DEALER to a
-broker (`backend.broker`), which puts each client's identity in front of the message exactly as a ROUTER would;
+broker (`backend.service.broker`), which puts each client's identity in front of the message exactly as a ROUTER would;
 frames with an empty identity are the broker's own control messages.
 """
 
@@ -27,11 +27,11 @@ from typing import Any
 
 import zmq
 
-from backend.endpoint import RecentClients, bind_router, drain, run_loop, send_frames, send_message
-from backend.inference import GenerationCancelled, TaskControl
-from backend.jobs import DuplicateJob, Job, JobTable, QueueFull
-from backend.security import DEFAULT_ADDRESS
-from backend.server_tasks import TASK_RUNNERS, model_limits, request_error
+from backend.service.endpoint import RecentClients, bind_router, drain, run_loop, send_frames, send_message
+from backend.service.jobs import DuplicateJob, Job, JobTable, QueueFull
+from backend.service.security import DEFAULT_ADDRESS
+from backend.service.tasks import TASK_RUNNERS, model_limits, request_error
+from backend.tasks.inference import GenerationCancelled, TaskControl
 from shared.motion.humanml3d import FPS
 from shared.protocol import (
     JOB_TYPES,

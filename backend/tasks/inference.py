@@ -17,6 +17,8 @@ import torch
 
 from backend.model.config import EOM_ID, EOS_ID, SOM_ID
 from backend.model.diffusion_head import GenerationCancelled
+from backend.model.inputs import TaskError, request_generator
+from backend.model.inputs import check_clip as _check_clip
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import (
     EOS,
@@ -26,7 +28,6 @@ from backend.model.tokenizer import (
     motion_output_sequence,
     tokenize_batch,
 )
-from shared.motion.humanml3d import MotionShapeError, check_features
 
 __all__ = [
     "GenerationCancelled",
@@ -54,10 +55,6 @@ CAPTION_SEPARATOR = " \n"  # before generated text
 TEXT_GAP_WEIGHT = 0.1
 
 
-class TaskError(ValueError):
-    """A request the model cannot serve (length out of range, empty input, bad mask ...)."""
-
-
 @dataclass(frozen=True)
 class TaskControl:
     """Progress reporting and cancellation for one task call.
@@ -80,12 +77,6 @@ class TaskControl:
 NO_CONTROL = TaskControl()
 
 
-def request_generator(seed: int, candidate: int = 0) -> torch.Generator:
-    """A CPU generator for one (request seed, candidate index); independent streams for different pairs."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(candidate)]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
-
-
 def _expand(value: int | Sequence[int], count: int, name: str) -> list[int]:
     values = [int(value)] * count if isinstance(value, int | np.integer) else [int(v) for v in value]
     if len(values) != count:
@@ -99,17 +90,6 @@ def _check_frames(model: MotionGPT3, frames: int, name: str = "frames") -> int:
     if not 1 <= frames <= limit:
         raise TaskError(f"{name}: {frames} is outside 1..{limit} frames ({limit / model.config.fps:g} s at 20 fps)")
     return max(frames, model.config.min_frames)
-
-
-def _check_clip(features: np.ndarray, name: str, min_frames: int = 1) -> np.ndarray:
-    """Raw (T, 263) finite features as float32 (shared validation), with at least `min_frames` frames."""
-    try:
-        checked = check_features(features, name)
-    except MotionShapeError as error:
-        raise TaskError(str(error)) from None
-    if len(checked) < min_frames:
-        raise TaskError(f"{name}: needs at least {min_frames} frames, got {len(checked)}")
-    return checked.astype(np.float32)
 
 
 def text_to_motion_prompt(model: MotionGPT3, text: str) -> str:

@@ -17,14 +17,14 @@ CAPTION_BATCH = 16  # clips captioned per model call
 
 def _model(args: argparse.Namespace):
     from backend import load_model
-    from backend.cpu_threads import configure_threads
+    from backend.model.cpu_threads import configure_threads
 
     configure_threads(getattr(args, "threads", 0))
     return load_model(args.checkpoint, args.device)
 
 
 def _control():
-    from backend.inference import TaskControl
+    from backend.tasks.inference import TaskControl
 
     def progress(stage: str, done: int, total: int) -> None:
         if done == total or done % max(1, total // 10) == 0:
@@ -57,7 +57,7 @@ def _write_all(output: Path, motions: list[np.ndarray], fps: float) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     """Text -> motion(s) of exactly --frames frames."""
-    from backend.inference import text_to_motion
+    from backend.tasks.inference import text_to_motion
 
     frames = round(args.seconds * 20) if args.seconds is not None else args.frames
     model = _model(args)
@@ -67,7 +67,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     """Continue a clip by --frames frames."""
-    from backend.inference import predict
+    from backend.tasks.inference import predict
 
     features = read_motion_file(args.input, args.map)
     model = _model(args)
@@ -94,7 +94,7 @@ def parse_frame_spec(spec: str, frames: int) -> np.ndarray:
 
 def cmd_inbetween(args: argparse.Namespace) -> None:
     """Fill the unknown frames of a clip (default: keep the first and last quarter, as upstream)."""
-    from backend.inference import inbetween
+    from backend.tasks.inference import inbetween
 
     features = read_motion_file(args.input, args.map)
     if args.known is None:
@@ -111,7 +111,7 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every clip of the inputs; one CSV/JSON row per file; a bad file is reported, not fatal."""
-    from backend.inference import motion_to_text
+    from backend.tasks.inference import motion_to_text
 
     suffix = args.output.suffix.lower()
     if suffix not in (".csv", ".json"):

@@ -1,4 +1,4 @@
-"""Run one micro-batch of validated protocol requests through the model tasks of `backend.inference`."""
+"""Run one micro-batch of validated protocol requests through the model tasks of `backend.tasks.inference`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from backend import inference
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
+from backend.tasks import inference
 from shared.protocol import Limits, Message
 
 Output = tuple[dict[str, Any], dict[str, np.ndarray]]  # result fields, result arrays
