@@ -10,20 +10,10 @@ import numpy as np
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
 from backend.tasks import inference
-from shared.protocol import Limits, Message
+from shared.protocol import Message
 
 Output = tuple[dict[str, Any], dict[str, np.ndarray]]  # result fields, result arrays
 TaskRunner = Callable[[MotionGPT3, Sequence[Message], inference.TaskControl], list[Output]]
-
-
-def model_limits(model: MotionGPT3) -> Limits:
-    """The protocol limits this model can serve (lengths at 20 fps, diffusion steps)."""
-    config = model.config
-    return Limits(
-        max_frames=config.max_frames,
-        max_clip_frames=config.max_frames,
-        max_steps=config.diffusion.num_timesteps,
-    )
 
 
 def _motions(candidates: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -87,7 +77,8 @@ TASK_RUNNERS: dict[str, TaskRunner] = {
 
 
 def request_error(error: Exception) -> tuple[str, str | None] | None:
-    """(message, field) when the model refused the request itself (a bad request); None for a crash."""
+    """(message, field) when the model refused the request itself (a bad request); None for a crash. Admission
+    checks every limit before a job is acknowledged, so this is a second line of defence."""
     if isinstance(error, PromptTooLongError):
         return str(error), "text"
     if isinstance(error, inference.TaskError):

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.model.config import EOM_ID, EOS_ID, SOM_ID
+from backend.model.config import EOM_ID, EOS_ID, SOM_ID, MotionGPT3Config
 from backend.model.diffusion_head import GenerationCancelled
 from backend.model.inputs import TaskError, request_generator
 from backend.model.inputs import check_clip as _check_clip
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import (
     EOS,
-    load_tokenizer,
+    decode_ids,
     masked_motion_span,
     motion_input_sequence,
     motion_output_sequence,
+    token_ids,
     tokenize_batch,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "motion_to_text",
     "predict",
     "text_to_motion",
+    "text_token_budget",
 ]
 
 # Prompt wording (ours). The released model was trained on raw captions for text-to-motion and on short task
@@ -90,6 +92,14 @@ def _check_frames(model: MotionGPT3, frames: int, name: str = "frames") -> int:
     if not 1 <= frames <= limit:
         raise TaskError(f"{name}: {frames} is outside 1..{limit} frames ({limit / model.config.fps:g} s at 20 fps)")
     return max(frames, model.config.min_frames)
+
+
+def text_token_budget(config: MotionGPT3Config) -> int:
+    """Tokens a user's text may take: the model's prompt length minus the text-to-motion template around it (the
+    same template carries an in-between's text). Tokens add up: a trimmed text ends in a non-space, so the
+    template's leading white space never merges with it (the GPT-2 pre-tokenizer splits them)."""
+    template = ANSWER_SEPARATOR + motion_output_sequence(config.backbone.holders_per_motion) + EOS
+    return config.max_prompt_tokens - len(token_ids(template))
 
 
 def text_to_motion_prompt(model: MotionGPT3, text: str) -> str:
@@ -220,7 +230,7 @@ def motion_to_text(
 
 def caption_text(tokens: list[int]) -> str:
     """Generated token ids (without EOS) -> the caption: special tokens dropped, one line, quotes stripped."""
-    text = load_tokenizer().decode(tokens, skip_special_tokens=True)
+    text = decode_ids(tokens)
     return text.replace("\n", " ").strip().strip('"').strip()
 
 
