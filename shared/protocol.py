@@ -220,6 +220,13 @@ def _check_unicode(text: str) -> None:
 def parse_header(frame: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The header frame as a JSON object: strict JSON (no NaN / Infinity, no overflowing numbers, no repeated
     keys, no lone surrogates, no byte order mark) nested at most `max_json_depth` levels."""
+    header = _parse_json(frame, limits)
+    _check_json_tree(header, limits.max_json_depth)
+    return header
+
+
+def _parse_json(frame: bytes, limits: Limits) -> dict[str, Any]:
+    """The header frame as a JSON object, strictly parsed (`parse_header` without the checks of the parsed tree)."""
     if len(frame) > limits.max_header_bytes:
         raise ProtocolError(
             "too_large", f"header is {len(frame)} bytes; the limit is {limits.max_header_bytes}", "header"
@@ -243,7 +250,6 @@ def parse_header(frame: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
         raise ProtocolError("bad_request", f"header: invalid JSON ({str(error)[:80]})", "header") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_request", "header: must be a JSON object", "header")
-    _check_json_tree(header, limits.max_json_depth)
     return header
 
 
@@ -361,7 +367,7 @@ def _read_header(frames: Sequence[bytes], limits: Limits) -> dict[str, Any]:
     size = sum(len(frame) for frame in frames)
     if size > limits.max_message_bytes:
         raise ProtocolError("too_large", f"message is {size} bytes; the limit is {limits.max_message_bytes}")
-    return parse_header(frames[0], limits)
+    return _parse_json(frames[0], limits)
 
 
 def _decode(
@@ -372,7 +378,8 @@ def _decode(
     other_types: Sequence[str],
     pending: Pending | None = None,
 ) -> Message:
-    """The envelope and the array frames (not the fields)."""
+    """The parsed tree, the envelope and the array frames (not the fields)."""
+    _check_json_tree(header, limits.max_json_depth)
     _check_envelope(header, known_types, other_types, pending)
     arrays = _arrays(frames[1:], _array_declarations(header, limits))
     return Message(header["type"], header["id"], header["fields"], arrays)
