@@ -668,7 +668,10 @@ def _check_progress(fields: _Fields) -> None:
 def _check_error(fields: _Fields) -> None:
     fields.text("code", 40)
     fields.text("message", 10_000)
-    fields.text("field", 200, None)
+    offending = fields.fields.get("field")  # any string (a refused field's name may be blank), or null
+    fields.read.add("field")
+    if offending is not None and (not isinstance(offending, str) or len(offending) > 200):
+        raise ProtocolError("bad_request", "field: must be null or a string of at most 200 characters", "field")
 
 
 REPLY_CHECKERS: dict[str, Callable[[_Fields], None]] = {"progress": _check_progress, "error": _check_error}

@@ -348,7 +348,7 @@ def inbetween(
     control: TaskControl = NO_CONTROL,
     text: str | None = None,
 ) -> list[np.ndarray]:
-    """Fill the unknown frames of a raw clip; known frames come back unchanged.
+    """Fill the unknown frames of a raw clip; known frames come back unchanged (bit for bit).
 
     The first and last known blocks are the prompt's head and tail (upstream's fixed 25 %/75 % windows are the
     special case `known = [0, a) ∪ [b, L)`); the generated full-length latent is then refined by gradient
@@ -382,8 +382,9 @@ def inbetween(
         refined = _refine_to_keys(model, latent, target, known, refine_steps, control, gap_weight)
         residual = (target - refined).cpu().numpy()
         blended = refined.cpu().numpy() + _residual_blend(known, residual, fade_frames)
-        blended[known] = target.cpu().numpy()[known]
-        results.append(model.denormalize(torch.as_tensor(blended, device=model.device)).cpu().numpy())
+        motion = model.denormalize(torch.as_tensor(blended, device=model.device)).cpu().numpy()
+        motion[known] = clip[known]  # exactly as sent (normalising there and back moves them by float rounding)
+        results.append(motion)
     return results
 
 
