@@ -44,10 +44,9 @@ def cmu_walk_clip() -> tuple[np.ndarray, np.ndarray]:
     clip = read_bvh(cmu_clip("131_01"))
     performer = bvh_to_smpl_joints(clip).astype(np.float64)
     solved = solve_local_rotations(performer)
-    leg = (
-        np.linalg.norm(performer[:, 4] - performer[:, 1], axis=-1).mean()
-        + np.linalg.norm(performer[:, 7] - performer[:, 4], axis=-1).mean()
-    )
+    leg = np.linalg.norm(performer[:, 4] - performer[:, 1], axis=-1).mean() + np.linalg.norm(
+        performer[:, 7] - performer[:, 4], axis=-1
+    ).mean()
     smpl_leg = np.linalg.norm(TPOSE_OFFSETS[4]) + np.linalg.norm(TPOSE_OFFSETS[7])
     root = solved.root_positions * (smpl_leg / leg)  # the performer's travel at SMPL's leg length
     joints = forward_kinematics(solved.local_rotations, root, TPOSE_OFFSETS).astype(np.float32)

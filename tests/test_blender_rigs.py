@@ -76,11 +76,9 @@ def build_rig(kind: str, features: np.ndarray) -> tuple[bpy.types.Object, np.nda
         bones[6].parent = mid
     bpy.ops.object.mode_set(mode="OBJECT")
     scale = 0.01 if fbx_cm else 1.0
-    obj.matrix_world = (
-        Matrix.Translation((1.5, -0.5, 0.0))
-        @ (Matrix.Rotation(yaw, 4, "Z") @ Matrix.Rotation(np.pi / 2 if fbx_cm else 0.0, 4, "X"))
-        @ Matrix.Scale(scale, 4)
-    )
+    obj.matrix_world = Matrix.Translation((1.5, -0.5, 0.0)) @ (
+        Matrix.Rotation(yaw, 4, "Z") @ Matrix.Rotation(np.pi / 2 if fbx_cm else 0.0, 4, "X")
+    ) @ Matrix.Scale(scale, 4)
     for pb in obj.pose.bones:
         pb.rotation_mode = "XYZ"  # imported rigs are often Euler
     across = rest[2] - rest[1] + rest[17] - rest[16]  # facing = up × (right − left), as a person faces
