@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional
 
 from backend.model.config import VaeConfig
+from backend.model.rows import pad_rows, stable_rows
 
 # Layout: the public API is batch-first ([B, T, ...]); inside, sequences are sequence-first ([S, B, D]) like
 # upstream `mld_vae.py`, so the torch transformer layers run with batch_first=False (no fused fast path).
@@ -72,8 +73,10 @@ def decoder_layer_one_memory_token(
     out_proj(V(memory)) at every frame; no query/key projections or attention over T frames are computed."""
     x = layer.norm1(x + layer._sa_block(x, None, tgt_key_padding_mask))
     attention, d = layer.multihead_attn, layer.multihead_attn.embed_dim
+    batch = memory.shape[1]
+    memory = pad_rows(memory, stable_rows(batch, memory.device), dim=1)  # batch-invariant rows (`rows.py`)
     values = functional.linear(memory, attention.in_proj_weight[2 * d :], attention.in_proj_bias[2 * d :])  # [1, B, D]
-    x = layer.norm2(x + attention.out_proj(values))  # broadcast over the T frames
+    x = layer.norm2(x + attention.out_proj(values)[:, :batch])  # broadcast over the T frames
     return layer.norm3(x + layer._ff_block(x))
 
 
