@@ -294,9 +294,13 @@ class SimpleMLPAdaLN(nn.Module):
         return self.modulations_at(self.time_embed(t), cond_emb)
 
     def modulations_at(self, step_embeddings: torch.Tensor, cond_emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """`modulations` from the steps' timestep embeddings [K, W] (`time_embed(t)`)."""
+        """`modulations` from the steps' timestep embeddings [K, W] (`time_embed(t)`). The K·N·L rows run as one
+        matmul padded to a multiple of 4 rows on the CPU (batch-invariant rounding, `rows.py`)."""
         y = step_embeddings[:, None, None, :] + cond_emb[None]  # [K, N, L, W]
-        return self._modulations_of(y)
+        flat = y.reshape(-1, y.shape[-1])  # [K·N·L, W]
+        rows = flat.shape[0]
+        terms = self._modulations_of(pad_rows(flat, stable_rows(rows, flat.device)))
+        return tuple(term[:rows].reshape(*y.shape[:-1], term.shape[-1]) for term in terms)
 
     def denoise_modulated(self, x: torch.Tensor, terms: Sequence[torch.Tensor]) -> torch.Tensor:
         """x [N, L, D] and one step's AdaLN terms (each [N, L, W]) -> ε̂ [N, L, D]."""
@@ -404,9 +408,9 @@ class DiffusionHead(nn.Module):
             raise ValueError("classifier-free guidance (guidance_scale != 1) needs null_cond")
         chain = self.sampling_schedule(steps)
         b, device = cond.shape[0], cond.device
-        # Batch-invariant rows on the CPU (`rows.py`): the chain runs x rows [2X, ...] under CFG (X even), and the
-        # condition rows (C conditional + the null one) a multiple of 4; the extra rows copy row 0 and their
-        # samples are dropped.
+        # Batch-invariant rows on the CPU (`rows.py`): the chain runs x rows [2X, ...] under CFG (X even) and the
+        # condition encoder a multiple of 4 rows (C conditional + the null one); the extra rows copy row 0 and
+        # their samples are dropped.
         x_rows = stable_rows(b, device, 2 if guided else ROW_MULTIPLE)
         cond = pad_rows(cond, stable_rows(x_rows + guided, device) - guided)  # [C, H, Z], C >= X
         if guided:  # the null condition is the same for every row: encoded (and AdaLN-projected) once
@@ -443,6 +447,7 @@ class DiffusionHead(nn.Module):
         many steps the batch size lets one AdaLN call cover."""
         total, guided = chain.num_steps, guidance_scale != 1.0
         b = noise.shape[1]
+        cond_emb = torch.cat([cond_emb[:b], cond_emb[-1:]]) if guided else cond_emb[:b]  # the rows x needs
         order = chain.sampling_order(cond_emb.device)  # [K]
         step_embeddings = self.net.time_embed(order)  # [K, W]
         per_call = max(1, STEP_CONDITION_ROWS // cond_emb.shape[0])  # steps whose AdaLN terms one call computes
@@ -455,8 +460,6 @@ class DiffusionHead(nn.Module):
                 terms = self.net.modulations_at(step_embeddings[j : j + per_call], cond_emb)  # each [c, C(+1), L, W]
                 if guided:  # the null row repeated for the B unconditional rows: each [c, 2B, L, W]
                     terms = [torch.cat([t[:, :b], t[:, -1:].expand(-1, b, *t.shape[2:])], dim=1) for t in terms]
-                else:
-                    terms = [t[:, :b] for t in terms]
             x_in = torch.cat([x, x]) if guided else x
             eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), [t[j % per_call] for t in terms]).float()
             if guided:

@@ -158,19 +158,12 @@ def _generate(
     steps: int | None,
     control: TaskControl,
 ) -> list[torch.Tensor]:
-    """`_sample`, decoded: normalised features [decode_frames[i], 263] for every (prompt i, candidate k).
-
-    Each length is decoded on its own: padding a clip to a longer one's length (and masking) moves its numbers by
-    float rounding, and the same request must give the same motion whatever else is batched with it."""
+    """`_sample`, decoded: normalised features [decode_frames[i], 263] for every (prompt i, candidate k)."""
     latents = _sample(model, prompts, input_latents, seeds, candidates, guidance, steps, control)
     decode_frames = [n for n in decode_frames for _ in range(candidates)]
-    decoded: list[torch.Tensor] = [latents] * len(decode_frames)
-    for length in sorted(set(decode_frames)):
-        rows = [i for i, n in enumerate(decode_frames) if n == length]
-        lengths = torch.full((len(rows),), length, dtype=torch.long, device=model.device)
-        for row, features in zip(rows, model.decode_latents(latents[rows], lengths), strict=True):
-            decoded[row] = features  # [length, 263]
-    return decoded
+    lengths = torch.tensor(decode_frames, dtype=torch.long, device=model.device)
+    decoded = model.decode_latents(latents, lengths)
+    return [decoded[i, :n] for i, n in enumerate(decode_frames)]
 
 
 @torch.no_grad()
