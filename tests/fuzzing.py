@@ -125,6 +125,8 @@ class Fuzzer:
             return spec.example
         if spec.type == "string":
             return self.words() if spec.name != "client" else f"fuzz-{self.words(1, 2)}"
+        if spec.type not in ("integer", "number"):
+            return spec.example
         (bound,) = [b for b in spec.bounds if b.unit in (None, "frames")] or [Bound(None, None)]
         low = bound.low if bound.low is not None else 0
         if spec.type == "integer":
@@ -145,7 +147,7 @@ class Fuzzer:
         return sizes
 
     def valid_array(self, spec: ArraySpec, sizes: dict[str, int], dtype: str | None = None) -> np.ndarray:
-        shape = tuple(sizes[d] if isinstance(d, str) else d for d in spec.shape)
+        shape = tuple(sizes.setdefault(d, 4) if isinstance(d, str) else d for d in spec.shape)  # unbounded: 4
         dtype = dtype or self.rng.choice(spec.dtypes)
         if spec.binary:
             values = self.rng.choices([0, 1], k=math.prod(shape))
@@ -173,7 +175,7 @@ class Fuzzer:
     def job_expectation(self, kind: str, request_id: str, fields: dict, arrays: dict) -> dict[str, Any]:
         frames = fields.get("frames") or (round(fields["seconds"] * 20) if "seconds" in fields else 0)
         clip = len(arrays["features"]) if "features" in arrays else 0
-        out = {"generate": frames, "predict": clip + frames, "inbetween": clip}.get(kind)
+        out = {"generate": frames, "predict": clip + frames, "inbetween": clip}.get(kind)  # None: not checked
         return {"type": kind, "candidates": fields.get("candidates", 1), "frames": out, "arrays": arrays}
 
     def error(self, code: str, name: str | None, request_id: str | None, *states: Any) -> Expect:
@@ -426,10 +428,14 @@ class Fuzzer:
         assert self.tokens(text) == count
         return text
 
+    def immediate(self, kind: str) -> bool:
+        """Whether a valid request of this type is answered at once (its final reply is not a job's `result`)."""
+        return self.spec.final_reply[kind] != "result"
+
     def accepted(self, kind: str, rid: str, fields: dict, arrays: dict, cls: str) -> Case:
         frames = message(kind, rid, fields, arrays)
-        if kind == "hello":
-            return Case(cls, [frames], Expect("info", id=rid))
+        if self.immediate(kind):
+            return Case(cls, [frames], Expect(self.spec.final_reply[kind], id=rid))
         job = self.job_expectation(kind, rid, fields, arrays)
         return Case(cls, [frames, [header("cancel", rid)]], Expect("job-or-cancelled", id=rid, job=job))
 
@@ -649,8 +655,8 @@ class Fuzzer:
         rid = self.rid()
         kind = self.rng.choice(self.job_types())
         fields, arrays = self.valid_request(kind)
-        if kind == "hello":
-            return Case("job.valid", [message(kind, rid, fields, arrays)], Expect("info", id=rid))
+        if self.immediate(kind):
+            return Case("job.valid", [message(kind, rid, fields, arrays)], Expect(self.spec.final_reply[kind], id=rid))
         if kind in self.full_runs:  # the rest are cancelled at once (acknowledged, one final answer)
             self.full_runs[kind] -= 1
             if self.full_runs[kind] < 0:

@@ -158,6 +158,7 @@ class Spec:
 
     header_keys: dict[str, str]  # key -> type
     request_types: list[str]
+    final_reply: dict[str, str | None]  # request type -> its final reply type (None: no reply of its own)
     reply_types: list[str]
     final_replies: list[str]
     fields: list[FieldSpec]
@@ -282,6 +283,7 @@ def _read(limits_json: str) -> Spec:
     return Spec(
         header_keys=header_keys,
         request_types=[only(row["type"]) for row in request_rows],
+        final_reply={only(row["type"]): (names(row["final reply"]) or [None])[0] for row in request_rows},
         reply_types=[only(row["type"]) for row in reply_rows],
         final_replies=[only(row["type"]) for row in reply_rows if row["final"] == "yes"],
         fields=fields,
