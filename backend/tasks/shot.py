@@ -30,6 +30,7 @@ from .shot_kinematics import CONTACTS, RootStart, world_joints
 
 OVERLAP_FRAMES = 20  # frames of the motion so far that a window starts with (known)
 FADE_FRAMES = 20  # the known frames' residual fades out over this many frames after them
+PATH_WINDOW_FRAMES = 80  # new frames per window while a path runs
 TRANSITION_FRAMES = 20  # after the known frames, the pull towards the window's sample grows over this many frames
 LOOKAHEAD_SPEED = 0.8  # m/s: a window's end must be within this pace of the next waypoint
 FEET = (7, 10, 8, 11)  # SMPL joints of the contact labels 259..262
@@ -40,10 +41,10 @@ class ShotWeights:
     """Terms of the refinement loss (normalised features for the first three, metres for the rest)."""
 
     known: float = 1.0  # the window's first frames equal the motion so far
-    sample: float = 0.1  # the other frames stay near the window's sample (TEXT_GAP_WEIGHT of in-betweening)
+    sample: float = 0.3  # the other frames stay near the window's sample (the text's action)
     prior: float = 1e-3  # the latent stays near the sampled one
     waypoint: float = 4.0
-    path: float = 4.0
+    path: float = 10.0
     target: float = 8.0
     facing: float = 0.5
     lookahead: float = 1.0
@@ -68,13 +69,16 @@ class Window:
 
 
 def plan_windows(shot: Shot, max_frames: int, overlap: int = OVERLAP_FRAMES) -> list[Window]:
-    """Windows covering the shot: each segment's frames in even chunks of at most `max_frames - overlap` new frames,
-    every window after the first starting with `overlap` frames of the one before."""
+    """Windows covering the shot: each segment's frames in even chunks of at most `max_frames - overlap` new frames
+    (`PATH_WINDOW_FRAMES` where a path runs: one latent bends a walk about once), every window after the first
+    starting with `overlap` frames of the one before."""
     windows: list[Window] = []
     cursor = 0
     for index, (segment, frames) in enumerate(zip(shot.segments, shot.segment_frames, strict=True)):
         end = cursor + frames
         room = max_frames - overlap
+        if any(p.start * SHOT_FPS < end and p.end * SHOT_FPS > cursor for p in shot.paths):
+            room = min(room, PATH_WINDOW_FRAMES)
         chunks = max(1, -(-frames // room))
         bounds = np.rint(np.linspace(cursor, end, chunks + 1)).astype(int)
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
