@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -127,7 +127,7 @@ class Shot:
 
     @property
     def frames(self) -> int:
-        return int(round(self.seconds * SHOT_FPS))
+        return int(sum(self.segment_frames))
 
     def frame_of(self, time: float) -> int:
         """The 20 fps frame nearest `time` (s), within the shot."""
@@ -140,11 +140,12 @@ class Shot:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (`shot_from_dict` reads it back)."""
         data = asdict(self)
+        for key in ("segments", "waypoints", "paths", "targets"):
+            data[key] = [dict(item) for item in data[key]]
         for path in data["paths"]:
             path["points"] = [list(p) for p in path["points"]]
         for item in data["waypoints"] + data["targets"]:
             item["position"] = list(item["position"])
-        data["segments"] = [dict(s) for s in data["segments"]]
         return data
 
 
@@ -326,7 +327,6 @@ class ShotRequest:
     candidates: int = 1
     guidance: float | None = None
     steps: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def shot_request_from_dict(data: Mapping[str, Any], limits: ShotLimits = DEFAULT_SHOT_LIMITS) -> ShotRequest:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -81,7 +82,7 @@ def plan_windows(shot: Shot, max_frames: int, overlap: int = OVERLAP_FRAMES) -> 
             room = min(room, PATH_WINDOW_FRAMES)
         chunks = max(1, -(-frames // room))
         bounds = np.rint(np.linspace(cursor, end, chunks + 1)).astype(int)
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in pairwise(bounds):
             known = min(overlap, int(lo))
             if hi > lo:
                 windows.append(Window(int(lo) - known, int(hi), known, segment.text, index))
@@ -227,9 +228,7 @@ def _off_travel(travel: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
     return (sideways + backwards).mean()
 
 
-def _planted_feet_speed(
-    raw: torch.Tensor, contacts: torch.Tensor, joints: torch.Tensor | None = None
-) -> torch.Tensor:
+def _planted_feet_speed(raw: torch.Tensor, contacts: torch.Tensor, joints: torch.Tensor | None = None) -> torch.Tensor:
     """Mean horizontal speed (m/s) of the feet over their planted frames, per row [B] (rotation-invariant)."""
     if joints is None:
         joints, _, _ = world_joints(raw, _origin(len(raw), raw.device))
@@ -366,7 +365,9 @@ def shot_to_motion(
         refined = _refine_window(
             model, sampled, window.frames, known, start, goals, weights, refine_steps, report, control
         )
-        done[0] = (index + 1) * (1 + refine_steps)
+        done[0] = (index + 1) * (1 + refine_steps)  # the line search may stop before its budget
+        if progress is not None:
+            progress(done[0], total_steps)
         motion[:, window.start : window.end] = refined
     raw = model.denormalize(motion).float().cpu().numpy()
     return [raw[c] for c in range(candidates)]

@@ -151,4 +151,6 @@ def constraint_errors(features: np.ndarray, shot: object) -> ConstraintErrors:
         float(np.linalg.norm(joints[frame(t.time), t.joint_index] - np.asarray(t.position)))
         for t in shot.targets  # type: ignore[attr-defined]
     ]
-    return ConstraintErrors(tuple(waypoints), tuple(means), tuple(maxes), tuple(timed), tuple(targets), tuple(facing_errors))
+    return ConstraintErrors(
+        tuple(waypoints), tuple(means), tuple(maxes), tuple(timed), tuple(targets), tuple(facing_errors)
+    )
