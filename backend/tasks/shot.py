@@ -342,33 +342,41 @@ def shot_to_motion(
         raise TaskError(f"candidates: must be >= 1, got {candidates}")
     windows = plan_windows(shot, model.config.max_frames)
     device = model.device
-    total_steps = len(windows) * (1 + refine_steps)
-    done = [0]
+    per_window = 1 + candidates * refine_steps
+    total_steps = len(windows) * per_window
+    done, cap = [0], [0]
     progress = control.stage("shot")
 
-    def report() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total_steps)
+    def report() -> None:  # one step per evaluation, within the window's share (a line search may run over)
+        if done[0] < cap[0]:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total_steps)
 
     motion = torch.zeros(candidates, shot.frames, model.config.vae.nfeats, device=device)  # normalised
     origin = _origin(candidates, device)
     for index, window in enumerate(windows):
+        cap[0] = (index + 1) * per_window
         with model.autocast():
             prompt = text_to_motion_prompt(model, window.text)
-            sampled = _sample(model, [prompt], None, [_window_seed(seed, index)], candidates, guidance, steps, control)
+            quiet = TaskControl(should_cancel=control.should_cancel)  # progress is the shot's own
+            sampled = _sample(model, [prompt], None, [_window_seed(seed, index)], candidates, guidance, steps, quiet)
         report()
-        known = motion[:, window.start : window.start + window.known] if window.known else None
         _, path_so_far, facing_so_far = world_joints(model.denormalize(motion[:, : window.start + 1]), origin)
-        start = RootStart(path_so_far[:, -1], facing_so_far[:, -1])
-        goals = _window_goals(shot, window, path_so_far[:, :-1], device)
-        refined = _refine_window(
-            model, sampled, window.frames, known, start, goals, weights, refine_steps, report, control
-        )
-        done[0] = (index + 1) * (1 + refine_steps)  # the line search may stop before its budget
-        if progress is not None:
-            progress(done[0], total_steps)
-        motion[:, window.start : window.end] = refined
+        # Each candidate is refined on its own (its own line search): candidate k of a seed is the same motion
+        # whatever the number of candidates, as with `generate`.
+        for c in range(candidates):
+            row = slice(c, c + 1)
+            known = motion[row, window.start : window.start + window.known] if window.known else None
+            start = RootStart(path_so_far[row, -1], facing_so_far[row, -1])
+            goals = _window_goals(shot, window, path_so_far[row, :-1], device)
+            motion[row, window.start : window.end] = _refine_window(
+                model, sampled[row], window.frames, known, start, goals, weights, refine_steps, report, control
+            )
+        if done[0] != cap[0]:  # the line search may stop before its budget
+            done[0] = cap[0]
+            if progress is not None:
+                progress(done[0], total_steps)
     raw = model.denormalize(motion).float().cpu().numpy()
     return [raw[c] for c in range(candidates)]
 
