@@ -138,6 +138,7 @@ BLENDER_TESTS = (
     "tests/test_blender_key_write.py",
     "tests/test_blender_mapping.py",
     "tests/test_blender_rigs.py",
+    "tests/test_blender_shot.py",
 )
 
 
