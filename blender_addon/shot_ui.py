@@ -78,7 +78,16 @@ def shot_settings(context: bpy.types.Context) -> Any:
 
 class MOTION_UL_shot_segments(bpy.types.UIList):
     def draw_item(
-        self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any, active_property: Any
+        self,
+        context: Any,
+        layout: Any,
+        data: Any,
+        item: Any,
+        icon: Any,
+        active_data: Any,
+        active_property: Any,
+        index: Any = 0,
+        flt_flag: Any = 0,
     ) -> None:
         row = layout.row(align=True)
         row.prop(item, "text", text="", emboss=False)
@@ -89,7 +98,16 @@ class MOTION_UL_shot_segments(bpy.types.UIList):
 
 class MOTION_UL_shot_marks(bpy.types.UIList):
     def draw_item(
-        self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any, active_property: Any
+        self,
+        context: Any,
+        layout: Any,
+        data: Any,
+        item: Any,
+        icon: Any,
+        active_data: Any,
+        active_property: Any,
+        index: Any = 0,
+        flt_flag: Any = 0,
     ) -> None:
         row = layout.row(align=True)
         row.prop(item, "obj", text="")

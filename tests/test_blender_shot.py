@@ -217,3 +217,55 @@ def test_refused_shots_name_the_object_and_leave_the_scene_as_it_was(client) -> 
     with pytest.raises(RuntimeError, match="the shot has no segments"):
         bpy.ops.motion.generate_shot()
     assert client.sent == []
+
+
+class RecordingLayout:
+    """Stands in for a UILayout: every prop, list and operator drawn must exist on the data / be registered."""
+
+    def __init__(self, drawn: list[str]) -> None:
+        self.drawn = drawn
+
+    def row(self, **_: object) -> RecordingLayout:
+        return self
+
+    column = row
+
+    def label(self, text: str = "", **_: object) -> None:
+        self.drawn.append(f"label {text}")
+
+    def separator(self, **_: object) -> None:
+        pass
+
+    def prop(self, data: object, name: str, **_: object) -> None:
+        assert hasattr(data, name), name
+        self.drawn.append(f"prop {name}")
+
+    def template_list(self, kind: str, _id: str, data: object, name: str, active: object, index: str, **_: object):
+        assert hasattr(bpy.types, kind) and hasattr(data, name) and hasattr(active, index), (kind, name, index)
+        self.drawn.append(f"list {name}")
+
+    def operator(self, idname: str, **_: object) -> object:
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name) and getattr(getattr(bpy.ops, module), name).poll() is not None
+        self.drawn.append(f"operator {idname}")
+        return type("Properties", (), {})()
+
+
+def test_the_shot_panel_and_its_lists_draw_what_exists(client) -> None:
+    from types import SimpleNamespace
+
+    from blender_addon import shot_ui
+
+    set_segments([("a person walks forward", 4.0), ("a person waves", 2.5)])
+    add_mark(keyed_empty("Door", [(10, np.zeros(3))]), "WAYPOINT")
+    drawn: list[str] = []
+    shot_ui.MOTION_PT_shot.draw(SimpleNamespace(layout=RecordingLayout(drawn)), bpy.context)
+    assert "label Segments: 6.5 s of at most 60 s" in drawn
+    assert {"list segments", "list marks", "prop path", "operator motion.generate_shot"} <= set(drawn)
+    shot = bpy.context.scene.motiongpt3_shot
+    for list_type, items in (
+        (shot_ui.MOTION_UL_shot_segments, shot.segments),
+        (shot_ui.MOTION_UL_shot_marks, shot.marks),
+    ):
+        list_type.draw_item(None, bpy.context, RecordingLayout(drawn), shot, items[0], 0, shot, "")
+    assert {"prop text", "prop seconds", "prop obj", "prop role"} <= set(drawn)
