@@ -139,6 +139,7 @@ BLENDER_TESTS = (
     "tests/test_blender_mapping.py",
     "tests/test_blender_rigs.py",
     "tests/test_blender_shot.py",
+    "tests/test_blender_shot_backend.py",
 )
 
 

@@ -27,7 +27,7 @@ from shared.motion.shot_math import path_positions, waypoint_window
 from shared.shot import SHOT_FPS, Shot, check_shot
 
 from .inference import NO_CONTROL, TaskControl, TaskError, _sample, text_to_motion_prompt
-from .shot_kinematics import CONTACTS, RootStart, world_joints
+from .shot_kinematics import CONTACTS, RootStart, proportioned, world_joints
 
 OVERLAP_FRAMES = 20  # frames of the motion so far that a window starts with (known)
 FADE_FRAMES = 20  # the known frames' residual fades out over this many frames after them
@@ -35,6 +35,7 @@ PATH_WINDOW_FRAMES = 80  # new frames per window while a path runs
 TRANSITION_FRAMES = 20  # after the known frames, the pull towards the window's sample grows over this many frames
 LOOKAHEAD_SPEED = 0.8  # m/s: a window's end must be within this pace of the next waypoint
 FEET = (7, 10, 8, 11)  # SMPL joints of the contact labels 259..262
+RAW_TARGET_SHARE = 0.1  # weight of a target's distance to the features' own joint, beside the rest-proportioned one
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,11 @@ def _constraint_loss(
     if len(goals.path_frames):
         loss = loss + weights.path * ((path[:, goals.path_frames] - goals.path_points) ** 2).sum(-1).mean()
     for frame, joint, point in goals.targets:
-        loss = loss + weights.target * ((joints[:, frame, joint] - point) ** 2).sum(-1).mean()
+        # Where a skeleton of the rest proportions puts the joint (the SMPL-22 armature, the BVH output): a generated
+        # pose's bone lengths vary by centimetres, which add up along an arm; the features' own position weighs less.
+        rig = proportioned(joints[:, frame])[:, joint]
+        raw_error = ((joints[:, frame, joint] - point) ** 2).sum(-1)
+        loss = loss + weights.target * (((rig - point) ** 2).sum(-1) + RAW_TARGET_SHARE * raw_error).mean()
     if goals.ahead is not None:
         seconds, point = goals.ahead
         to_point = point - path[:, -1]  # [B, 2]

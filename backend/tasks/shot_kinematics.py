@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from shared.motion.skeleton import PARENTS, TPOSE_OFFSETS, depth_first_order
 
 RIC = slice(4, 67)  # 21 joints x (x, y, z) in the heading frame, y absolute
 CONTACTS = slice(259, 263)
@@ -47,3 +50,25 @@ def world_joints(raw: torch.Tensor, start: RootStart) -> tuple[torch.Tensor, tor
     others = torch.stack([x + path[..., :1], ric[..., 1], z + path[..., 1:]], dim=-1)
     pelvis = torch.stack([path[..., 0], raw[..., 3], path[..., 1]], dim=-1)[:, :, None]  # [B, T, 1, 3]
     return torch.cat([pelvis, others], dim=2), path, facing
+
+
+def _reference_lengths() -> tuple[list[int], list[int], list[float]]:
+    """Depth-first joints, their parents and the SMPL-22 rest bone lengths (HumanML3D's target skeleton)."""
+    order = depth_first_order()[1:]
+    lengths = np.linalg.norm(TPOSE_OFFSETS, axis=-1)
+    return list(order), [PARENTS[j] for j in order], [float(lengths[j]) for j in order]
+
+
+_ORDER, _PARENT_OF, _LENGTHS = _reference_lengths()
+
+
+def proportioned(joints: torch.Tensor) -> torch.Tensor:
+    """Joints [..., 22, 3] rebuilt with the SMPL-22 rest bone lengths along their own bone directions, from the pelvis:
+    where a rig with those proportions (the add-on's SMPL-22 armature) puts them (`retarget.proportioned_joints`)."""
+    out: list[torch.Tensor | None] = [None] * 22
+    out[0] = joints[..., 0, :]
+    for j, parent, length in zip(_ORDER, _PARENT_OF, _LENGTHS, strict=True):
+        bone = joints[..., j, :] - joints[..., parent, :]
+        unit = bone / torch.linalg.vector_norm(bone, dim=-1, keepdim=True).clamp(min=1e-9)
+        out[j] = out[parent] + unit * length
+    return torch.stack(out, dim=-2)

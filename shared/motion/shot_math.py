@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .humanml3d import FPS, LAYOUT, features_to_joints, recover_root
-from .skeleton import FOOT_LEFT, FOOT_RIGHT
+from .retarget import proportioned_joints
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, tpose_joints
 
 CONTACT_JOINTS = (FOOT_LEFT[0], FOOT_LEFT[1], FOOT_RIGHT[0], FOOT_RIGHT[1])  # the order of features 259..262
 
@@ -95,7 +96,8 @@ class ConstraintErrors:
     path_mean: tuple[float, ...]  # mean distance of the pelvis to the polyline over the path's time range
     path_max: tuple[float, ...]
     path_timed_mean: tuple[float, ...]  # mean distance to where the even pace puts it at each frame
-    targets: tuple[float, ...]
+    targets: tuple[float, ...]  # the joint of the motion on the SMPL-22 rest skeleton (bone lengths of the rest)
+    targets_raw: tuple[float, ...]  # the features' own joint position (bone lengths as generated)
     facing_deg: tuple[float, ...]  # per waypoint with a `facing`: the facing error in degrees
 
     def to_dict(self) -> dict[str, list[float]]:
@@ -105,6 +107,7 @@ class ConstraintErrors:
             "path_max_m": [round(v, 4) for v in self.path_max],
             "path_timed_mean_m": [round(v, 4) for v in self.path_timed_mean],
             "targets_m": [round(v, 4) for v in self.targets],
+            "targets_raw_m": [round(v, 4) for v in self.targets_raw],
             "facing_deg": [round(v, 2) for v in self.facing_deg],
         }
 
@@ -147,10 +150,12 @@ def constraint_errors(features: np.ndarray, shot: object) -> ConstraintErrors:
         maxes.append(float(distance.max()))
         expected = path_positions(points, p.start, p.end, frames / FPS)
         timed.append(float(np.linalg.norm(path[frames] - expected, axis=1).mean()))
-    targets = [
-        float(np.linalg.norm(joints[frame(t.time), t.joint_index] - np.asarray(t.position)))
-        for t in shot.targets  # type: ignore[attr-defined]
-    ]
+    rest = proportioned_joints(joints, tpose_joints(), 1.0)  # what the SMPL-22 armature and the BVH output show
+    targets, raw = [], []
+    for t in shot.targets:  # type: ignore[attr-defined]
+        point = np.asarray(t.position)
+        targets.append(float(np.linalg.norm(rest[frame(t.time), t.joint_index] - point)))
+        raw.append(float(np.linalg.norm(joints[frame(t.time), t.joint_index] - point)))
     return ConstraintErrors(
-        tuple(waypoints), tuple(means), tuple(maxes), tuple(timed), tuple(targets), tuple(facing_errors)
+        tuple(waypoints), tuple(means), tuple(maxes), tuple(timed), tuple(targets), tuple(raw), tuple(facing_errors)
     )
