@@ -44,32 +44,32 @@ class ParsedClip:
     seconds: float = 0.0  # parsing time
 
 
-def parse_clip(file: str, bone_map: str = "auto") -> ParsedClip:
+def parse_clip(file: str, bone_map: str = "auto", unit: str = "map") -> ParsedClip:
     """Read one motion file for captioning (runs in a worker process; never raises for a bad file)."""
     start = time.perf_counter()
     try:
-        features = read_motion_file(Path(file), bone_map)
+        features = read_motion_file(Path(file), bone_map, unit)
     except (OSError, ValueError, MemoryError) as error:
         return ParsedClip(file, None, str(error) or type(error).__name__, time.perf_counter() - start)
     return ParsedClip(file, features, "", time.perf_counter() - start)
 
 
-def parsed_clips(files: Sequence[str], bone_map: str, jobs: int) -> Iterator[ParsedClip]:
+def parsed_clips(files: Sequence[str], bone_map: str, jobs: int, unit: str = "map") -> Iterator[ParsedClip]:
     """Every file parsed, in order: by `jobs` worker processes (a bounded number in flight), or here when jobs is 0."""
     if jobs <= 0:
-        yield from (parse_clip(f, bone_map) for f in files)
+        yield from (parse_clip(f, bone_map, unit) for f in files)
         return
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         in_flight: deque[Future[ParsedClip]] = deque()
         pending = iter(files)
         for file in pending:
-            in_flight.append(pool.submit(parse_clip, file, bone_map))
+            in_flight.append(pool.submit(parse_clip, file, bone_map, unit))
             if len(in_flight) >= 4 * jobs:
                 break
         while in_flight:
             yield in_flight.popleft().result()
             for file in pending:
-                in_flight.append(pool.submit(parse_clip, file, bone_map))
+                in_flight.append(pool.submit(parse_clip, file, bone_map, unit))
                 break
 
 
@@ -252,6 +252,7 @@ def caption_library(
     jobs: int = 1,
     batch: int = 16,
     progress: ProgressBar | None = None,
+    unit: str = "map",
 ) -> LibraryStats:
     """Caption every file not already in `sink` and write its rows there, in file order, as soon as it is complete.
 
@@ -297,7 +298,7 @@ def caption_library(
             if progress is not None:
                 progress.update(stats.files, f"{stats.errors} errors" if stats.errors else "")
 
-    for parsed in parsed_clips(todo, bone_map, jobs):
+    for parsed in parsed_clips(todo, bone_map, jobs, unit):
         stats.parse_seconds += parsed.seconds
         if parsed.features is None:
             order.append(_Open(parsed.file, [], [], parsed.error))

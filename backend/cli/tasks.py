@@ -74,7 +74,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from backend.tasks.inference import TaskError
     from backend.tasks.long_clips import predict_long
 
-    features = read_motion_file(args.input, args.map)
+    features = read_motion_file(args.input, args.map, args.unit)
     model = _model(args)
     try:
         motions = predict_long(model, features, args.frames, **_generation_options_of(args))
@@ -105,7 +105,7 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
     from backend.tasks.inference import TaskError
     from backend.tasks.long_clips import inbetween_long
 
-    features = read_motion_file(args.input, args.map)
+    features = read_motion_file(args.input, args.map, args.unit)
     if args.known is None:
         known = np.zeros(len(features), dtype=bool)
         known[: int(0.25 * len(features))] = True
@@ -143,7 +143,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
         else:
             model = _model(args)
             plan, caption = _window_captioner(model, args.batch)
-            stats = caption_library(files, sink, plan, caption, args.map, jobs, args.batch, progress)
+            stats = caption_library(files, sink, plan, caption, args.map, jobs, args.batch, progress, args.unit)
         progress.close()
     finally:
         sink.close()
@@ -165,6 +165,19 @@ def _window_captioner(model, batch: int):
         return caption_window_clips(model, pieces, batch)
 
     return plan, caption
+
+
+def add_map_options(parser: argparse.ArgumentParser) -> None:
+    """--map and --unit for commands that read BVH files."""
+    parser.add_argument(
+        "--map", default="auto", help="bone map for BVH input: auto, a bundled name (cmu, cgspeed_daz, ...) or a .json"
+    )
+    parser.add_argument(
+        "--unit",
+        default="map",
+        help="length unit of BVH input: map (the bone map's unit_to_metres), auto (from the skeleton's size), "
+        "m, cm, mm, in, ft, cmu or metres per unit; a skeleton not human-sized in it is refused",
+    )
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -208,7 +221,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="continue a motion clip")
     predict.add_argument("input", type=Path, help=".bvh or .npy clip")
     predict.add_argument("--frames", type=int, default=60, help="frames to add (1-196)")
-    predict.add_argument("--map", default="auto", help="bone map for a BVH input")
+    add_map_options(predict)
     _generation_options(predict)
     predict.set_defaults(run=cmd_predict)
 
@@ -220,7 +233,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     inbetween.add_argument(
         "--text", default=None, help="what should happen in the filled frames, e.g. 'a person jumps up' (optional)"
     )
-    inbetween.add_argument("--map", default="auto", help="bone map for a BVH input")
+    add_map_options(inbetween)
     _generation_options(inbetween)
     inbetween.set_defaults(run=cmd_inbetween)
 
@@ -237,7 +250,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
         "An existing table is resumed: its files are skipped",
     )
     caption.add_argument("--fresh", action="store_true", help="start the output table over instead of resuming it")
-    caption.add_argument("--map", default="auto", help="bone map for BVH inputs")
+    add_map_options(caption)
     caption.add_argument(
         "--jobs", type=int, default=-1, help="processes parsing files (default: CPU cores - 1; 0: parse here)"
     )
