@@ -142,3 +142,23 @@ def test_cli_refusals_name_the_file_its_length_and_the_limit(model, cmu_walk, tm
     error = capsys.readouterr().err
     assert str(path) in error and "495 frames" in error and "350 frames" in error and "196 frames" in error
     assert not Path(tmp_path / "p.npy").exists() and not Path(tmp_path / "i.npy").exists()
+
+
+def test_the_server_returns_time_stamped_segments_for_a_long_clip(cmu_walk):
+    from serving import connected_client, oracle_copy, running_server, tiny_model
+
+    model = tiny_model()
+    oracle = oracle_copy(model)
+    clip = np.concatenate([cmu_walk[0]] * 3).astype(np.float32)  # 495 frames, 24.75 s
+    with running_server(model) as server, connected_client(server.address) as client:
+        long = client.request("caption", {"segments": True}, {"features": clip})
+        short = client.request("caption", {}, {"features": clip[:100]})
+        refused = client.request("caption", {}, {"features": clip})
+    expected = caption_segments(oracle, [clip])[0]
+    assert long.fields["segments"] == [{"start_s": s.start_s, "end_s": s.end_s, "caption": s.caption} for s in expected]
+    assert long.fields["segments"][0]["start_s"] == 0.0 and long.fields["segments"][-1]["end_s"] == 24.75
+    assert long.fields["caption"] == joined_caption(expected)
+    assert short.fields["caption"] == caption_segments(oracle, [clip[:100]])[0][0].caption
+    assert "segments" not in short.fields
+    assert (refused.type, refused.fields["code"]) == ("error", "bad_request")
+    assert refused.fields["message"] == "features: 495 frames is outside 2..196"
