@@ -227,15 +227,17 @@ class LibraryStats:
     parse_seconds: float = 0.0
     model_seconds: float = 0.0
     failed: list[str] = field(default_factory=list)
+    engine: str = ""  # where it ran, when not in this process and its workers
 
     def summary(self, workers: int) -> str:
         per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
         where = f"in {workers} processes" if workers else "in this process"
         skipped = f"; {self.skipped} files already in the output skipped" if self.skipped else ""
+        detail = f"parsing {self.parse_seconds:.1f} s of CPU {where}, model {self.model_seconds:.1f} s"
         return (
             f"{self.files} files ({self.segments} segments, {self.errors} errors) in {self.seconds:.1f} s: "
-            f"{self.files * per_second:.2f} clips/s, {self.segments * per_second:.2f} windows/s (parsing "
-            f"{self.parse_seconds:.1f} s of CPU {where}, model {self.model_seconds:.1f} s){skipped}"
+            f"{self.files * per_second:.2f} clips/s, {self.segments * per_second:.2f} windows/s "
+            f"({self.engine or detail}){skipped}"
         )
 
 
