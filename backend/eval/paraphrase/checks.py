@@ -36,6 +36,7 @@ FOOT_JOINTS = {"left": (L_ANKLE, L_FOOT), "right": (R_ANKLE, R_FOOT)}
 WRIST = {"left": L_WRIST, "right": R_WRIST}
 SHOULDER = {"left": L_SHOULDER, "right": R_SHOULDER}
 SPEED_SPAN = 10  # frames (0.5 s): speeds are net displacement over this span, so a walk's sway does not count
+FLOOR_SPAN = 15  # frames (0.75 s) either side: the floor under a frame is the lowest foot point this close in time
 
 
 class CheckSpecError(ValueError):
@@ -59,7 +60,7 @@ class Body:
 
     joints: np.ndarray  # (T, 22, 3) float64
     fps: float
-    floor: float  # y of the floor
+    floor: np.ndarray  # (T,) y of the floor under the body per frame
     facing: np.ndarray  # (T, 3) unit horizontal facing per frame
     left: np.ndarray  # (T, 3) unit horizontal left per frame
     yaw: np.ndarray  # (T,) unwrapped yaw in degrees, counter-clockwise seen from above (+ = left)
@@ -86,7 +87,8 @@ def analyse(joints: np.ndarray, fps: float = FPS) -> Body:
     if not np.isfinite(joints).all():
         raise CheckSpecError("joints: contains NaN or infinite values")
     lowest_foot = joints[:, [L_ANKLE, R_ANKLE, L_FOOT, R_FOOT], 1].min(axis=1)
-    floor = float(np.percentile(lowest_foot, 5))
+    padded = np.pad(lowest_foot, FLOOR_SPAN, mode="edge")
+    floor = np.lib.stride_tricks.sliding_window_view(padded, 2 * FLOOR_SPAN + 1).min(axis=1)
     across = (joints[:, L_HIP] - joints[:, R_HIP]) + (joints[:, L_SHOULDER] - joints[:, R_SHOULDER])
     left = _horizontal_unit(across)
     facing = _horizontal_unit(np.cross(left, UP))
@@ -123,7 +125,7 @@ def _longest_run(mask: np.ndarray) -> int:
 
 def _foot_height(body: Body, side: str, start: int, stop: int) -> np.ndarray:
     """(n,) height above the floor of the lowest of the side's ankle and toe joints."""
-    return body.joints[start:stop][:, FOOT_JOINTS[side], 1].min(axis=1) - body.floor
+    return body.joints[start:stop][:, FOOT_JOINTS[side], 1].min(axis=1) - body.floor[start:stop]
 
 
 def _sides(side: str) -> tuple[str, ...]:
@@ -253,7 +255,7 @@ def check_pelvis_low(spec: dict, body: Body) -> CheckResult:
     """The fraction of window frames with the pelvis at most max_m above the floor is >= min_fraction (crawling,
     crouching)."""
     start, stop = _window(spec, body)
-    low = body.joints[start:stop, PELVIS, 1] - body.floor <= float(spec["max_m"])
+    low = body.joints[start:stop, PELVIS, 1] - body.floor[start:stop] <= float(spec["max_m"])
     value = float(low.mean())
     return CheckResult(value >= float(spec["min_fraction"]), value, "fraction", _first(low, start))
 
@@ -280,7 +282,7 @@ def check_foot_raised(spec: dict, body: Body) -> CheckResult:
 def check_foot_height(spec: dict, body: Body) -> CheckResult:
     """The side's highest foot point above the floor over the window (metres) lies in [min_m, max_m]."""
     start, stop = _window(spec, body)
-    height = body.joints[start:stop][:, FOOT_JOINTS[spec["side"]], 1].max(axis=1) - body.floor
+    height = body.joints[start:stop][:, FOOT_JOINTS[spec["side"]], 1].max(axis=1) - body.floor[start:stop]
     value = float(height.max())
     low = spec.get("min_m")
     event = _first(height >= low, start) if low is not None else start + int(np.argmax(height))
@@ -293,7 +295,7 @@ def check_kick(spec: dict, body: Body) -> CheckResult:
     start, stop = _window(spec, body)
     ankle = FOOT_JOINTS[spec["side"]][0]
     j = body.joints[start:stop]
-    height = j[:, ankle, 1] - body.floor
+    height = j[:, ankle, 1] - body.floor[start:stop]
     ahead = np.einsum("tc,tc->t", j[:, ankle] - j[:, PELVIS], body.facing[start:stop])
     hit = (height >= float(spec.get("min_height", 0.3))) & (ahead >= float(spec.get("min_forward", 0.2)))
     value = float(np.max(np.where(ahead >= float(spec.get("min_forward", 0.2)), height, 0.0)))
