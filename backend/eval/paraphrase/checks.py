@@ -115,12 +115,18 @@ def _first(mask: np.ndarray, offset: int) -> int | None:
     return int(hits[0]) + offset if len(hits) else None
 
 
-def _longest_run(mask: np.ndarray) -> int:
-    best = run = 0
-    for flag in mask:
+def _longest_stretch(mask: np.ndarray) -> tuple[int, int]:
+    """(first index, length) of the longest run of True in `mask` ((0, 0) when there is none)."""
+    best, best_start, run = 0, 0, 0
+    for i, flag in enumerate(mask):
         run = run + 1 if flag else 0
-        best = max(best, run)
-    return best
+        if run > best:
+            best, best_start = run, i - run + 1
+    return best_start, best
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    return _longest_stretch(mask)[1]
 
 
 def _foot_height(body: Body, side: str, start: int, stop: int) -> np.ndarray:
@@ -356,10 +362,19 @@ def count_reversals(signal: np.ndarray, amplitude: float) -> int:
 def check_oscillation(spec: dict, body: Body) -> CheckResult:
     """The joint's position along a body axis (lateral, forward, vertical), relative to the pelvis (default) or in
     the world ("relative": "world"), reverses direction >= min_reversals times by at least min_amplitude metres
-    (waving, repeated squats or jumps)."""
+    (waving, repeated squats or jumps). With "raised": true (a wrist only) just the longest stretch of frames with
+    that wrist above its shoulder counts: a wave is side to side while the hand is up, not the raise and the drop."""
     start, stop = _window(spec, body)
+    joint = JOINTS_BY_NAME[spec["joint"]]
+    if spec.get("raised", False):
+        side = "left" if joint == L_WRIST else "right"
+        up = _wrist_margin(body, side, "shoulder", start, stop) >= 0.0
+        first, length = _longest_stretch(up)
+        if length < 3:
+            return CheckResult(False, 0.0, "reversals", None, "the wrist is never up for three frames")
+        start, stop = start + first, start + first + length
     j = body.joints[start:stop]
-    rel = j[:, JOINTS_BY_NAME[spec["joint"]]]
+    rel = j[:, joint]
     if spec.get("relative", "pelvis") == "pelvis":
         rel = rel - j[:, PELVIS]
     signal = _smooth(np.einsum("tc,tc->t", rel, _body_axis(body, spec.get("axis", "lateral"), start, stop)))
@@ -432,7 +447,7 @@ CHECK_PARAMS: dict[str, tuple[Callable[[dict, Body], CheckResult], tuple[str, ..
     "kick": (check_kick, ("side",), ("min_height", "min_forward")),
     "wrist_above": (check_wrist_above, ("side",), ("ref", "margin", "min_frames")),
     "wrist_not_above": (check_wrist_not_above, ("side",), ("ref", "margin", "max_frames")),
-    "oscillation": (check_oscillation, ("joint",), ("axis", "relative", "min_reversals", "min_amplitude")),
+    "oscillation": (check_oscillation, ("joint",), ("axis", "relative", "raised", "min_reversals", "min_amplitude")),
     "torso_pitch": (check_torso_pitch, (), ("min_deg", "max_deg")),
     "wrist_thrust": (check_wrist_thrust, ("side",), ("min_speed", "min_reach")),
     "order": (check_order, ("first", "then"), ()),
@@ -475,7 +490,9 @@ def validate_check(spec: Any, where: str = "check") -> None:
                 raise CheckSpecError(f"{field}: expected a non-empty list of checks")
             for i, sub in enumerate(value):
                 validate_check(sub, f"{field}[{i}]")
-        elif name == "abs":
+        elif name == "raised" and spec.get("joint") not in ("left_wrist", "right_wrist"):
+            raise CheckSpecError(f"{field}: 'raised' applies to left_wrist or right_wrist only")
+        elif name in ("abs", "raised"):
             if not isinstance(value, bool):
                 raise CheckSpecError(f"{field}: expected true or false, got {value!r}")
         elif name == "window":
