@@ -15,7 +15,7 @@ from backend.eval.paraphrase.checks import (
     validate_check,
 )
 from backend.eval.paraphrase.suite import MAX_FRAMES, SuiteError, load_suite, parse_suite
-from shared.motion.skeleton import TARGET_OFFSETS, PARENTS
+from shared.motion.skeleton import PARENTS, TARGET_OFFSETS
 
 FPS = 20
 

@@ -57,7 +57,10 @@ MATCHING = [
 ]
 # (prompt, a plan that does something else: the prompt's checks must fail on it)
 MISMATCHED = [
-    ("the person carefully walks backwards, one step at a time", [("walk", {"direction": "forward", "pace": "normal"})]),
+    (
+        "the person carefully walks backwards, one step at a time",
+        [("walk", {"direction": "forward", "pace": "normal"})],
+    ),
     ("someone takes a couple of sidesteps to their left", [("walk", {"direction": "right"})]),
     ("now turn towards your left", [("turn", {"direction": "right", "degrees": 90})]),
     ("someone waves hello with their right hand", [("wave", {"hand": "left"})]),
@@ -206,7 +209,11 @@ def test_runner_votes_over_seeds_and_reports_per_family():
 
     walk_back = make_clip(5, [("walk", {"direction": "backward"})], captions_per_clip=1).joints
     wave_left = make_clip(5, [("wave", {"hand": "left"})], captions_per_clip=1).joints
-    texts = ["the person carefully walks backwards, one step at a time", "waving goodbye using the left hand", "now turn towards your left"]
+    texts = [
+        "the person carefully walks backwards, one step at a time",
+        "waving goodbye using the left hand",
+        "now turn towards your left",
+    ]
 
     def generate(prompts, frames, seeds):
         # prompt 0: right on every seed; prompt 1: right on seeds 0 and 2 only; prompt 2: never right
@@ -251,7 +258,9 @@ def test_runner_on_the_embedded_model(one_thread):
     from backend.eval.paraphrase.run import ModelSuiteTasks
 
     tasks = ModelSuiteTasks(load_model(None, "cpu"))
-    report = run_text_to_motion(tasks.generate, _suite_of("now turn towards your left", "sit yourself down on the chair behind you"), seeds=[0])
+    report = run_text_to_motion(
+        tasks.generate, _suite_of("now turn towards your left", "sit yourself down on the chair behind you"), seeds=[0]
+    )
     assert report["overall"]["total"] == 2
     for prompt in report["prompts"]:
         assert len(prompt["runs"]) == 1 and all(c["value"] is not None for c in prompt["runs"][0]["checks"])
