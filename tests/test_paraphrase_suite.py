@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from reference import CMU_FOLDER
 
 from backend.eval.paraphrase.caption_family import caption_families, caption_names_family
 from backend.eval.paraphrase.checks import analyse, evaluate_body, evaluate_check
@@ -105,32 +106,108 @@ def real_clips() -> dict[str, LabelledClip]:
 
 def test_real_clips_are_listed_with_source_licence_and_family(real_clips):
     rows = list(csv.DictReader((HELDOUT_DIR / "clips.tsv").open(encoding="utf-8"), delimiter="\t"))
-    assert len(rows) == len(real_clips) >= 10
-    assert len({r["family"] for r in rows}) >= 5
+    assert len(rows) == len(real_clips) >= 25
+    assert len({r["family"] for r in rows}) >= 9
+    licence_files = {p.name for p in (HELDOUT_DIR / "licenses").iterdir()}
     for row in rows:
-        assert row["source_repo"] and row["source_path"] and row["licence"]
+        assert row["source_repo"] and row["source_path"] and row["licence"] and row["source_description"]
+        assert re.fullmatch(r"[0-9a-f]{12}", row["source_commit"]), row["clip"]
         assert (HELDOUT_DIR / "bvh" / f"{row['clip']}.bvh.gz").is_file()
+        if row["bone_map"].endswith(".json"):
+            assert (HELDOUT_DIR / row["bone_map"]).is_file(), row["clip"]
+        # every source repository with a licence has its licence text here
+        if "repository has no licence" not in row["licence"]:
+            owner, name = row["source_repo"].split("/")
+            assert any(f.startswith((name, f"{owner}_{name}")) for f in licence_files), row["source_repo"]
     readme = (HELDOUT_DIR / "README.md").read_text(encoding="utf-8")
-    assert all(row["clip"] in readme for row in rows)
+    assert all(f"`{row['clip']}`" in readme for row in rows)
+    assert f"{len(rows)} real motion clips" in readme.replace("\n", " ")
+
+
+def test_no_held_out_clip_is_a_training_clip():
+    """The CMU trials held out for the caption checks are none of the 44 the demo model trains on."""
+    training = {r["trial_id"] for r in csv.DictReader((CMU_FOLDER / "descriptions.tsv").open(encoding="utf-8"),
+                                                      delimiter="\t")}
+    assert len(training) == 44
+    rows = list(csv.DictReader((HELDOUT_DIR / "clips.tsv").open(encoding="utf-8"), delimiter="\t"))
+    trials = {m.group(1) for r in rows if (m := re.match(r"CMU (\d+_\d+):", r["source_description"]))}
+    assert len(trials) >= 20
+    assert not trials & training
+
+
+_HEAD_TO_ANKLE = ((7, 4), (4, 1), (1, 0), (0, 3), (3, 6), (6, 9), (9, 12), (12, 15))  # SMPL-22 joint pairs
 
 
 def test_real_clips_map_to_22_joints_of_a_plausible_body(real_clips):
     for clip in real_clips.values():
         joints = clip.joints
         assert joints.shape[1:] == (22, 3) and 20 <= len(joints) <= 196, clip.name
-        head = np.median(joints[:, 15, 1])
-        assert 0.8 < head < 1.9, (clip.name, head)  # children (the FAIR captures) to a tall adult
+        assert np.isfinite(joints).all(), clip.name
+        # ankle -> knee -> hip -> pelvis -> spine -> neck -> head: about 90 % of the stature, whatever the posture
+        # (lying, climbing); from children (the FAIR captures, ~0.9 m) to a tall adult
+        stature_chain = sum(np.median(np.linalg.norm(joints[:, a] - joints[:, b], axis=1)) for a, b in _HEAD_TO_ANKLE)
+        assert 0.8 < stature_chain < 1.8, (clip.name, stature_chain)
         assert np.median(joints[:, 15, 1] - joints[:, 0, 1]) > 0.25, clip.name  # head above pelvis: Y is up
         hips = np.median(np.linalg.norm(joints[:, 1] - joints[:, 2], axis=1))
         assert 0.1 < hips < 0.4, clip.name  # hip width
+        thigh = np.median(np.linalg.norm(joints[:, 4] - joints[:, 1], axis=1))
+        assert 0.25 < thigh < 0.55, (clip.name, thigh)
+        # the skeleton does not come apart: every bone keeps its length (no joint read from a wrong bone)
+        for child, parent in ((4, 1), (7, 4), (18, 16), (20, 18), (12, 9)):
+            length = np.linalg.norm(joints[:, child] - joints[:, parent], axis=1)
+            assert length.std() < 0.02 + 0.05 * length.mean(), (clip.name, child, parent)
 
 
 def test_real_clip_speeds_agree_with_their_labels(real_clips):
     for clip in real_clips.values():
-        if clip.family == "walk":
+        if clip.family in ("walk", "walk_backward", "sidestep"):
             assert clip.speed < 1.8, clip.name
         if clip.family == "run":
             assert clip.speed > 1.8, clip.name
+
+
+# The physical signature of each family, as measured by the suite's own checks: each clip must show the signature of
+# its source's label. This tests the LABELS (and the conversion) against the motion, independently of any model.
+LABEL_CHECKS: dict[str, list[dict]] = {
+    "run": [{"type": "speed", "min": 1.8}, {"type": "airborne", "min_frames": 1}],
+    "walk_backward": [{"type": "travel", "direction": "backward", "min_m": 2.0, "max_off_axis": 0.7}],
+    "sidestep": [{"type": "any", "of": [{"type": "travel", "direction": "left", "min_m": 2.0, "max_off_axis": 0.3},
+                                       {"type": "travel", "direction": "right", "min_m": 2.0, "max_off_axis": 0.3}]}],
+    "jump": [{"type": "airborne", "min_frames": 3}],
+    "hop": [{"type": "airborne", "min_frames": 2},
+            {"type": "foot_raised", "side": "right", "min_fraction": 0.7, "window": [0.0, 0.5]},
+            {"type": "foot_raised", "side": "left", "min_fraction": 0.7, "window": [0.55, 1.0]}],
+    "kick": [{"type": "kick", "side": "right", "min_height": 0.15, "min_forward": 0.5}],
+    "punch": [
+        {"type": "stationary", "max_m": 0.5},
+        {"type": "wrist_above", "side": "right", "ref": "head", "min_frames": 5},
+        {"type": "oscillation", "joint": "right_wrist", "axis": "vertical", "min_reversals": 4, "min_amplitude": 0.3},
+        {"type": "wrist_not_above", "side": "left", "ref": "head", "max_frames": 2},
+    ],
+    "stand_up": [{"type": "pelvis_rise", "min_m": 0.5}, {"type": "pelvis_low", "max_m": 0.3, "min_fraction": 0.15}],
+    "climb": [{"type": "pelvis_rise", "min_m": 0.5}],
+    "turn": [{"type": "heading", "min_deg": 180}, {"type": "stationary", "max_m": 1.0}],
+}
+
+
+@pytest.mark.parametrize("family", sorted(LABEL_CHECKS))
+def test_real_clips_show_their_label_in_the_motion(real_clips, family):
+    clips = [c for c in real_clips.values() if c.family == family]
+    assert clips, family
+    for clip in clips:
+        for spec in LABEL_CHECKS[family]:
+            result = evaluate_check(spec, clip.joints)
+            assert result.passed, (clip.name, spec, result)
+
+
+@pytest.mark.parametrize("family", ["kick", "punch", "hop", "stand_up", "walk_backward", "sidestep"])
+def test_label_signatures_are_absent_from_plain_locomotion(real_clips, family):
+    """The label checks can fail: plain walks and runs (other labels) do not show the signature of these families."""
+    plain = [c for c in real_clips.values() if c.family in ("walk", "run") and c.name != "cmu_131_02"]
+    assert len(plain) >= 6
+    for clip in plain:
+        results = [evaluate_check(spec, clip.joints).passed for spec in LABEL_CHECKS[family]]
+        assert not all(results), (clip.name, family)
 
 
 def test_checks_read_real_mocap_as_described(real_clips):
