@@ -64,13 +64,14 @@ class Limits:
     max_frames: int = 196  # 9.8 s at 20 fps, the model's longest motion
     min_clip_frames: int = 2  # input clips (caption, predict, inbetween)
     max_clip_frames: int = 196
+    max_caption_frames: int = 12_000  # a `caption` clip with `segments` (10 min at 20 fps), captioned in windows
     max_candidates: int = 8
     min_steps: int = 2
     max_steps: int = 1000  # diffusion steps (the model's default is 100)
     max_guidance: float = 20.0
     max_seed: int = 2**32 - 1
     max_header_bytes: int = 65_536
-    max_message_bytes: int = 1_048_576  # all frames together
+    max_message_bytes: int = 16_777_216  # all frames together (a 12,000-frame clip is 12.6 MB)
     max_arrays: int = 4
     max_array_dims: int = 4
     # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
@@ -372,6 +373,14 @@ class _Fields:
             raise ProtocolError("bad_request", f"{name}: {value:g} is outside {low:g}..{high:g}", name)
         return float(value)
 
+    def boolean(self, name: str, default: Any = _REQUIRED) -> bool | None:
+        value = self._get(name, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            raise ProtocolError("bad_request", f"{name}: must be true or false, got {type(value).__name__}", name)
+        return value
+
     def text(self, name: str, max_chars: int, default: Any = _REQUIRED) -> str | None:
         value = self._get(name, default)
         if value is _MISSING:
@@ -407,8 +416,9 @@ def _expect_arrays(arrays: Arrays, names: Sequence[str]) -> None:
         raise ProtocolError("bad_request", f"{extra[0]}: not an array of this message", extra[0])
 
 
-def _clip(arrays: Arrays, limits: Limits, name: str = "features") -> np.ndarray:
-    """A raw (T, 263) float32 feature clip with T within the limits and every value finite."""
+def _clip(arrays: Arrays, limits: Limits, name: str = "features", max_frames: int | None = None) -> np.ndarray:
+    """A raw (T, 263) float32 feature clip with T within the limits (`max_frames`, else max_clip_frames) and every
+    value finite."""
     clip = arrays[name]
     if clip.dtype != np.float32:
         raise ProtocolError("bad_request", f"{name}: dtype must be <f4 (float32), got {clip.dtype.str}", name)
@@ -416,11 +426,10 @@ def _clip(arrays: Arrays, limits: Limits, name: str = "features") -> np.ndarray:
         check_features(clip, name)
     except MotionShapeError as error:
         raise ProtocolError("bad_request", str(error), name) from None
-    if not limits.min_clip_frames <= len(clip) <= limits.max_clip_frames:
+    longest = limits.max_clip_frames if max_frames is None else max_frames
+    if not limits.min_clip_frames <= len(clip) <= longest:
         raise ProtocolError(
-            "bad_request",
-            f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{limits.max_clip_frames}",
-            name,
+            "bad_request", f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{longest}", name
         )
     return clip
 
@@ -491,9 +500,10 @@ def _generate(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str
 
 def _caption(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ("features",))
-    clip = _clip(arrays, limits)
+    segments = fields.boolean("segments", False)  # long clips: captioned in windows, time-stamped segments back
+    clip = _clip(arrays, limits, max_frames=limits.max_caption_frames if segments else None)
     fields.done()
-    return {}, {"features": clip}
+    return ({"segments": True} if segments else {}), {"features": clip}
 
 
 def _predict(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
-from backend.tasks import inference, shot
+from backend.tasks import inference, long_clips, shot
 from shared.motion.shot_math import constraint_errors
 from shared.protocol import SHOT_FIELDS, Limits, Message
 from shared.shot import ShotError, shot_from_dict
@@ -53,9 +53,17 @@ def run_generate(model: MotionGPT3, requests: Sequence[Message], control: infere
 
 
 def run_caption(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
-    """Greedy captions for any number of clips in one call."""
-    captions = inference.motion_to_text(model, [r.arrays["features"] for r in requests], control=control)
-    return [({"caption": caption}, {}) for caption in captions]
+    """Greedy captions for any number of clips in one call; a request with `segments` gets its clip's windows as
+    time-stamped segments (`backend/tasks/long_clips.py`) and their captions joined as `caption`."""
+    clips = [r.arrays["features"] for r in requests]
+    outputs: list[Output] = []
+    for request, segments in zip(requests, long_clips.caption_segments(model, clips, control=control), strict=True):
+        if request.fields.get("segments"):
+            rows = [{"start_s": s.start_s, "end_s": s.end_s, "caption": s.caption} for s in segments]
+            outputs.append(({"caption": long_clips.joined_caption(segments), "segments": rows}, {}))
+        else:
+            outputs.append(({"caption": segments[0].caption}, {}))
+    return outputs
 
 
 def run_predict(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
