@@ -22,7 +22,7 @@ from shared.motion.shot_math import (
     peak_jerk_near,
     root_path,
 )
-from shared.shot import SHOT_FPS, Shot, Waypoint, shot_from_dict
+from shared.shot import SHOT_FPS, Segment, Shot, Waypoint, shot_from_dict
 
 GOALS = {
     "waypoint_cm": 10.0,
@@ -191,6 +191,50 @@ def benchmark_shots(model: Any, seeds: list[int], scenarios: list[str]) -> dict[
     return {"rows": rows, "summary": summarise(rows)}
 
 
+SUITE_SEGMENTS = 3  # paraphrase-suite prompts chained into one shot
+SUITE_SEEDS = 3
+
+
+def benchmark_suite(model: Any, seeds: list[int]) -> dict[str, Any]:
+    """Text adherence in sequence: the paraphrase suite's dev prompts chained three at a time into unconstrained shots
+    (each at the suite's length), every segment judged by its prompt's checks on its own frames, against the same
+    prompt generated alone with the same seed (each run counted, no majority vote)."""
+    from backend.eval.paraphrase.checks import evaluate_checks
+    from backend.eval.paraphrase.suite import load_suite
+    from backend.tasks import text_to_motion
+
+    prompts = load_suite().select("dev")
+    groups = [prompts[i : i + SUITE_SEGMENTS] for i in range(0, len(prompts), SUITE_SEGMENTS)]
+    in_shot, alone, families = [], [], {}
+    seconds, started = 0.0, time.perf_counter()
+    for seed in seeds[:SUITE_SEEDS]:
+        singles = text_to_motion(model, [p.prompt for p in prompts], [p.frames for p in prompts], seed=seed)
+        for prompt, (features,) in zip(prompts, singles, strict=True):
+            alone.append(all(r.passed for r in evaluate_checks(list(prompt.checks), features_to_joints(features))))
+        for group in groups:
+            shot = Shot(tuple(Segment(p.prompt, p.frames / SHOT_FPS) for p in group))
+            solved = _solve(model, shot, seed)
+            seconds += shot.seconds
+            joints = features_to_joints(solved.motions[0])
+            ends = np.cumsum(shot.segment_frames)
+            for prompt, end, frames in zip(group, ends, shot.segment_frames, strict=True):
+                passed = all(r.passed for r in evaluate_checks(list(prompt.checks), joints[end - frames : end]))
+                in_shot.append(passed)
+                for family in prompt.families:
+                    families.setdefault(family, []).append(passed)
+    elapsed = time.perf_counter() - started
+    return {
+        "prompts": len(prompts),
+        "seeds": seeds[:SUITE_SEEDS],
+        "shot_pass": _rate(list(in_shot)),
+        "single_pass": _rate(list(alone)),
+        "runs": len(in_shot),
+        "families_in_shot": {f: _rate(list(v)) for f, v in sorted(families.items())},
+        "seconds_of_motion": seconds,
+        "wall_s": elapsed,
+    }
+
+
 def summarise(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Medians and worst cases per scenario, beside the goals."""
     summary: dict[str, Any] = {}
@@ -265,12 +309,17 @@ def run_shot_benchmark(
     from backend import load_model
 
     model = load_model(checkpoint, device)
-    unknown = sorted(set(scenarios) - set(SCENARIOS))
+    unknown = sorted(set(scenarios) - set(SCENARIOS) - {"suite"})
     if unknown:
         raise ValueError(f"--scenarios: unknown {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     print(f"bench shot: {model.config.name} on {model.device}, seeds {seeds}")
-    result = benchmark_shots(model, seeds, scenarios)
+    result = benchmark_shots(model, seeds, [s for s in scenarios if s != "suite"])
     print_summary(result["summary"])
+    if "suite" in scenarios:
+        suite = result["suite"] = benchmark_suite(model, seeds)
+        print(f"suite ({suite['prompts']} dev prompts in shots of {SUITE_SEGMENTS}, seeds {suite['seeds']}):")
+        print(_line("segment passes its prompt's checks: in a shot", suite["shot_pass"], ""))
+        print(_line("the same prompt generated alone", suite["single_pass"], ""))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")

@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None, help="`bench model` / `bench shot`: also write JSON")
     bench.add_argument("--seeds", default="0,1,2,3,4", help="`bench shot`: seeds, comma-separated")
     bench.add_argument(
-        "--scenarios", default="waypoints,path,reach,readme", help="`bench shot`: scenarios (waypoints adds natural)"
+        "--scenarios",
+        default="waypoints,path,reach,readme,suite",
+        help="`bench shot`: scenarios (waypoints adds natural; suite: the paraphrase suite's prompts in sequence)",
     )
     bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
     bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")
