@@ -34,6 +34,7 @@ from .shot_kinematics import CONTACTS, RootStart, proportioned, world_joints
 OVERLAP_FRAMES = 20  # frames of the motion so far that a window starts with (known)
 FADE_FRAMES = 20  # the known frames' residual fades out over this many frames after them
 PATH_WINDOW_FRAMES = 80  # new frames per window while a path runs
+JOIN_FRAMES = 12  # frames after the known ones whose jerk the `join` term holds down
 TRANSITION_FRAMES = 20  # after the known frames, the pull towards the window's sample grows over this many frames
 LOOKAHEAD_SPEED = 0.8  # m/s: a window's end must be within this pace of the next waypoint
 FEET = (7, 10, 8, 11)  # SMPL joints of the contact labels 259..262
@@ -56,6 +57,7 @@ class ShotWeights:
     lookahead: float = 1.0
     feet: float = 1.0  # planted feet faster than in the sample: (m/s)^2 of the excess
     along: float = 4.0  # travelling more sideways or backwards than the sample: (m/s)^2
+    join: float = 10.0  # jerk (third differences of the normalised features) just after the known frames
     pace: float = 1.0  # pelvis speed other than the sample's (the text's pace; the demo model's feet slide with it)
 
 
@@ -169,14 +171,27 @@ def _has_goals(goals: _WindowGoals) -> bool:
 # ------------------------------------------------------------------------------------------------ refinement
 
 
-def _assemble(decoded: torch.Tensor, known: torch.Tensor | None, fade: torch.Tensor) -> torch.Tensor:
-    """Normalised window [B, T, 263] with its first K frames replaced by `known` [B, K, 263] and the last known
-    frame's residual faded out after them (`fade` [T - K] weights)."""
+def _fade_weights(frames: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cubic Hermite weights over the `frames` frames after the last known one (s = i / FADE_FRAMES, zero beyond):
+    h00 (the residual: 1 -> 0) and FADE_FRAMES * h10 (the velocity residual: slope 1 -> 0), both with zero slope and
+    value at the fade's end."""
+    s = torch.clamp(torch.arange(1, frames + 1, device=device) / FADE_FRAMES, max=1.0)
+    return 2 * s**3 - 3 * s**2 + 1, FADE_FRAMES * (s**3 - 2 * s**2 + s)
+
+
+def _assemble(
+    decoded: torch.Tensor, known: torch.Tensor | None, fade: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """Normalised window [B, T, 263] with its first K frames replaced by `known` [B, K, 263] and, after them, the
+    difference in value and in velocity at the last known frame faded out (C1: no kink where the known frames end;
+    a value-only linear fade left a 2000 m/s^3 jerk spike in the wrist of a wave following a walk)."""
     if known is None:
         return decoded
     k = known.shape[1]
     residual = known[:, -1] - decoded[:, k - 1]  # [B, 263]
-    tail = decoded[:, k:] + fade[None, :, None] * residual[:, None]
+    slope = (known[:, -1] - known[:, -2]) - (decoded[:, k - 1] - decoded[:, k - 2]) if k > 1 else 0.0 * residual
+    value, velocity = fade
+    tail = decoded[:, k:] + value[None, :, None] * residual[:, None] + velocity[None, :, None] * slope[:, None]
     return torch.cat([known, tail], dim=1)
 
 
@@ -264,7 +279,7 @@ def _refine_window(
     decode_frames = max(frames, model.config.min_frames)
     lengths = torch.full((batch,), decode_frames, dtype=torch.long, device=model.device)
     k = 0 if known is None else known.shape[1]
-    fade = torch.clamp(1.0 - torch.arange(1, frames - k + 1, device=model.device) / FADE_FRAMES, min=0.0)
+    fade = _fade_weights(frames - k, model.device)
     with torch.no_grad():
         first = model.decode_latents(sampled, lengths)[:, :frames]
         contacts = (model.denormalize(first)[..., CONTACTS] > 0.5).float()
@@ -286,6 +301,9 @@ def _refine_window(
         if known is not None:
             loss = loss + weights.known * ((decoded[:, :k] - known) ** 2).mean()
         loss = loss + weights.sample * (ramp[None, :, None] * (decoded[:, k:] - first[:, k:]) ** 2).mean()
+        if known is not None and weights.join > 0:  # no sudden start where the window leaves the known frames
+            near = _assemble(decoded[:, : k + JOIN_FRAMES], known, (fade[0][:JOIN_FRAMES], fade[1][:JOIN_FRAMES]))
+            loss = loss + weights.join * (torch.diff(near[:, k - 4 :], n=3, dim=1) ** 2).mean()
         if constrained:
             raw = model.denormalize(_assemble(decoded, known, fade))
             loss = loss + _constraint_loss(raw, start, goals, weights, contacts, sample_feet)
