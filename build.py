@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import venv
 import zipfile
@@ -347,18 +348,18 @@ def build_wheel(out_dir: Path = DIST) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("motiongpt3_blender-*.whl"):
         old.unlink()
-    staging = ROOT / "build" / "wheel-source"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = Path(tempfile.mkdtemp(prefix="motiongpt3-wheel-"))
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in WHEEL_SOURCES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, staging / name, ignore=skip)
-        elif source.exists():
-            shutil.copy2(source, staging / name)
-    pip(Path(sys.executable), "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(staging))
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        for name in WHEEL_SOURCES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name, ignore=skip)
+            elif source.exists():
+                shutil.copy2(source, staging / name)
+        pip(Path(sys.executable), "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(staging))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     (wheel,) = out_dir.glob(f"motiongpt3_blender-{version}-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

@@ -179,7 +179,7 @@ def normalise_machine(machine: str) -> str:
 def platform_key(system: str, machine: str) -> str:
     """Blender's platform name ("linux-x64", "windows-x64", "macos-arm64", ...) where PyTorch publishes wheels;
     raises InstallError("unsupported_platform") elsewhere (Intel Macs: PyTorch stopped at 2.2; Windows on ARM)."""
-    machine = normalise_machine(machine)
+    given, machine = machine, normalise_machine(machine)
     supported = {
         ("linux", "x86_64"): "linux-x64",
         ("linux", "aarch64"): "linux-arm64",
@@ -190,7 +190,7 @@ def platform_key(system: str, machine: str) -> str:
     if key is None:
         raise InstallError(
             "unsupported_platform",
-            f"PyTorch publishes no current build for {system} on {machine}: the local backend can be installed on "
+            f"PyTorch publishes no current build for {system} on {given}: the local backend can be installed on "
             "Linux (x86-64, ARM64), Windows (x86-64) and macOS (Apple silicon). Run the backend on another machine "
             "and enter its address in the preferences instead.",
         )

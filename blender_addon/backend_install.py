@@ -61,11 +61,12 @@ STEPS = (
     ("verify", "Checking the new environment", 5),
 )
 HEARTBEAT_S = 5.0
+LOW_SPACE_BYTES = 256 * 1024**2  # a step that fails with less free space than this failed for want of space
 KILL_WAIT_S = 5.0
 
-NETWORK_SIGNS = (
+NETWORK_SIGNS = (  # the readable ones first: the first found is quoted in the message
+    "Failed to resolve",
     "Failed to establish a new connection",
-    "NewConnectionError",
     "Temporary failure in name resolution",
     "Name or service not known",
     "nodename nor servname",
@@ -73,14 +74,16 @@ NETWORK_SIGNS = (
     "Network is unreachable",
     "No route to host",
     "Connection refused",
+    "Connection reset",
+    "Read timed out",
+    "CERTIFICATE_VERIFY_FAILED",
+    "NameResolutionError",
+    "NewConnectionError",
     "ConnectTimeoutError",
     "ReadTimeoutError",
-    "Read timed out",
     "ProxyError",
-    "Connection reset",
     "RemoteDisconnected",
     "SSLError",
-    "CERTIFICATE_VERIFY_FAILED",
 )
 SPACE_SIGNS = ("No space left on device", "[Errno 28]", "WinError 112", "not enough space on the disk", "[Errno 122]")
 
@@ -150,19 +153,30 @@ def last_error_line(output: str) -> str:
     return (errors or lines or ["(no output)"])[-1]
 
 
+def sign_excerpt(output: str, signs: tuple[str, ...]) -> str:
+    """The part of the first output line that shows one of `signs` (up to the next quote), e.g. "Failed to establish
+    a new connection: [Errno 111] Connection refused"."""
+    for line in output.splitlines():
+        for sign in signs:
+            at = line.find(sign)
+            if at >= 0:
+                return re.split(r"\"\)|'\)|: '", line[at:])[0][:200].strip()
+    return last_error_line(output)
+
+
 def classify_failure(step: str, returncode: int, output: str, plan: TorchPlan | None = None) -> InstallError:
     """The typed error for a step that exited with `returncode`, read from its output."""
     label = dict((key, text) for key, text, _ in STEPS).get(step, step)
     if any(sign in output for sign in SPACE_SIGNS):
         return InstallError(
             "no_space",
-            f"{label}: the disk is full ({last_error_line(output)}). Free some space or "
+            f"{label}: the disk is full ({sign_excerpt(output, SPACE_SIGNS)}). Free some space or "
             "choose another Environment Folder in the preferences, then press Install again.",
         )
     if any(sign in output for sign in NETWORK_SIGNS):
         return InstallError(
             "no_network",
-            f"{label}: a package index could not be reached ({last_error_line(output)})."
+            f"{label}: a package index could not be reached ({sign_excerpt(output, NETWORK_SIGNS)})."
             " Check the internet connection (and proxy settings), then press Install again.",
         )
     if step == "venv" and ("ensurepip" in output or "No module named venv" in output):
@@ -232,6 +246,7 @@ class Installer:
         self.plan: TorchPlan | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.free_bytes: Callable[[str], int] = _free_bytes
+        self.needed_bytes = dict(NEEDED_BYTES)  # free space checked before starting, per torch variant
         self._log_file: io.FileIO | None = None
         self._log_offset = 0
         self._partial_line = ""
@@ -334,10 +349,10 @@ class Installer:
 
     def _check_space(self, root: str, variant: str) -> None:
         free = self.free_bytes(root)
-        if free < NEEDED_BYTES[variant]:
+        if free < self.needed_bytes[variant]:
             raise InstallError(
                 "no_space",
-                f"the {variant.upper()} backend needs {NEEDED_BYTES[variant] / 1024**3:.0f} GB "
+                f"the {variant.upper()} backend needs {self.needed_bytes[variant] / 1024**3:.0f} GB "
                 f"free next to {root}; there are {free / 1024**3:.1f} GB. Free some space or choose "
                 "another Environment Folder; nothing was changed.",
             )
@@ -373,6 +388,14 @@ class Installer:
             self._after_gpu()
             return
         if returncode != 0:
+            if step != "python" and self.free_bytes(request.root) < LOW_SPACE_BYTES:
+                # The disk filled up (ensurepip, for one, reports that only as "returned non-zero exit status").
+                raise InstallError(
+                    "no_space",
+                    f"{self.step_label}: the disk is full ({self.free_bytes(request.root) / 1024**2:.0f} MB free next "
+                    f"to {request.root}; {last_error_line(output)}). Free some space or choose another Environment "
+                    "Folder, then press Install again.",
+                )
             if step == "python":
                 raise InstallError(
                     "no_python",
