@@ -337,7 +337,9 @@ def test_refusals_change_nothing(tmp_path: Path, backend_wheel: Path, overrides:
 
 def test_offline_with_a_wheel_folder_is_allowed(tmp_path: Path, backend_wheel: Path) -> None:
     installer = Installer()
-    request = _request(tmp_path / "root", backend_wheel, online=False, torch_source="custom", torch_custom=str(tmp_path))
+    request = _request(
+        tmp_path / "root", backend_wheel, online=False, torch_source="custom", torch_custom=str(tmp_path)
+    )
     installer.start(request)  # every package from a local folder: no network, so online access is not needed
     assert installer.running
     installer.cancel()
@@ -409,9 +411,7 @@ def test_update_cancelled_keeps_the_installed_backend(tmp_path: Path, backend_wh
     assert installer.wait_for_cleanup()
 
 
-def test_no_network_fails_typed_and_an_update_keeps_the_installed_backend(
-    tmp_path: Path, backend_wheel: Path
-) -> None:
+def test_no_network_fails_typed_and_an_update_keeps_the_installed_backend(tmp_path: Path, backend_wheel: Path) -> None:
     _fake_installed_env(tmp_path)
     before = _tree_digest(tmp_path / "env")
     installer = Installer()
