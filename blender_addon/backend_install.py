@@ -333,6 +333,7 @@ class Installer:
         os.makedirs(request.root, exist_ok=True)
         self._delete_later(trash)
         self.request, self.plan, self.error = request, plan, None
+        self._raw_progress, self._cuda, self._building = False, False, False  # nothing carried over from a last run
         self.state, self.progress, self.message = "running", 0.0, ""
         self._started = time.monotonic()
         self._touch_lock()

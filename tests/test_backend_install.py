@@ -402,9 +402,12 @@ def test_update_cancelled_keeps_the_installed_backend(tmp_path: Path, backend_wh
     _fake_installed_env(tmp_path)
     before = _tree_digest(tmp_path / "env")
     installer = Installer()
+    installer._raw_progress = True  # what a finished install leaves: the next run must not start from it
     installer.start(_request(tmp_path, backend_wheel, update=True))
     _drive(installer, lambda: installer.step == "venv" and (tmp_path / env.OLD_DIR).is_dir())
     assert env.env_status(str(tmp_path), sys.platform).installed is False  # the one being built has no marker
+    _drive(installer, lambda: installer.step == "pip")
+    assert "--progress-bar" not in installer.process.args  # pip's version is not known yet
     installer.cancel()
     assert installer.message == "Cancelled: the installed backend is unchanged"
     assert _tree_digest(tmp_path / "env") == before and not (tmp_path / env.OLD_DIR).exists()
