@@ -28,8 +28,8 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 # Free space an install needs (the environment plus pip's unpacking and cache): measured 1.4 GB for the CPU build on
 # Linux; the CUDA build brings ~4 GB of NVIDIA libraries.
-NEEDED_BYTES = {"cpu": 3 * 1024**3, "cuda": 8 * 1024**3}
-DOWNLOAD_MB = {"cpu": 450, "cuda": 3500}  # roughly what is downloaded (torch + the backend's packages), for the prompt
+NEEDED_BYTES = {"cpu": 3 * 10**9, "cuda": 8 * 10**9}
+DOWNLOAD_MB = {"cpu": 300, "cuda": 3500}  # roughly what is downloaded (torch + the backend's packages), for the prompt
 
 
 class InstallError(Exception):

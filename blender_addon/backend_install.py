@@ -353,8 +353,8 @@ class Installer:
         if free < self.needed_bytes[variant]:
             raise InstallError(
                 "no_space",
-                f"the {variant.upper()} backend needs {self.needed_bytes[variant] / 1024**3:.0f} GB "
-                f"free next to {root}; there are {free / 1024**3:.1f} GB. Free some space or choose "
+                f"the {variant.upper()} backend needs {self.needed_bytes[variant] / 1e9:.0f} GB "
+                f"free next to {root}; there are {free / 1e9:.1f} GB. Free some space or choose "
                 "another Environment Folder; nothing was changed.",
             )
 
@@ -549,7 +549,7 @@ class Installer:
             trash = trash_path(request.root)
             os.replace(old, trash)
             self._delete_later([trash])
-        size_gb = report.get("size_bytes", 0) / 1024**3
+        size_gb = report.get("size_bytes", 0) / 1e9
         self.progress = 1.0
         self._end(
             "done",

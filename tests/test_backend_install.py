@@ -353,7 +353,7 @@ def test_refusals_next_to_an_installed_backend(tmp_path: Path, backend_wheel: Pa
     with pytest.raises(InstallError) as refused:
         installer.start(_request(tmp_path, backend_wheel))
     assert refused.value.kind == "already_installed"
-    installer.free_bytes = lambda path: 2 * 1024**3  # 2 GB free: the CPU build needs 3
+    installer.free_bytes = lambda path: 2 * 10**9  # 2 GB free: the CPU build needs 3
     with pytest.raises(InstallError) as refused:
         installer.start(_request(tmp_path, backend_wheel, update=True))
     assert refused.value.kind == "no_space" and "2.0 GB" in refused.value.message
