@@ -343,8 +343,8 @@ WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "shared", "backend")
 
 def build_wheel(out_dir: Path = DIST) -> Path:
     """dist/motiongpt3_blender-<version>-py3-none-any.whl: the backend and shared/ with the embedded demo model, the
-    tokenizer and the other package data (pyproject.toml's package-data; the CMU clips stay out). Built by pip from a
-    fresh copy of the sources, so nothing left over in build/ or an egg-info folder can slip into it."""
+    tokenizer and the other package data (pyproject.toml's package-data; the CMU and held-out clips stay out). Built
+    by pip from a fresh copy of the sources, so nothing left over in build/ or an egg-info folder can slip into it."""
     version = project_version()
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("motiongpt3_blender-*.whl"):
@@ -364,8 +364,9 @@ def build_wheel(out_dir: Path = DIST) -> Path:
     (wheel,) = out_dir.glob(f"motiongpt3_blender-{version}-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    if not any(n.endswith("assets/models/demo.safetensors") for n in names) or any("/assets/cmu/" in n for n in names):
-        sys.exit(f"build.py: {wheel.name} must hold the demo model and no CMU clips")
+    clips = [n for n in names if n.startswith(("backend/assets/cmu/", "backend/assets/heldout/"))]
+    if not any(n.endswith("assets/models/demo.safetensors") for n in names) or clips:
+        sys.exit(f"build.py: {wheel.name} must hold the demo model and none of the repository's data clips")
     print(f"wrote {wheel} ({wheel.stat().st_size / 1e6:.1f} MB, {len(names)} files)")
     return wheel
 

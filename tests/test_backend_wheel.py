@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a person walks forward, then turns left"
 
 
-def test_wheel_holds_the_code_the_model_and_the_assets_but_no_cmu_clips(backend_wheel: Path) -> None:
+def test_wheel_holds_the_code_the_model_and_the_assets_but_no_data_clips(backend_wheel: Path) -> None:
     with zipfile.ZipFile(backend_wheel) as wheel:
         names = set(wheel.namelist())
         model = wheel.read("backend/assets/models/demo.safetensors")
@@ -37,9 +37,10 @@ def test_wheel_holds_the_code_the_model_and_the_assets_but_no_cmu_clips(backend_
         for p in (ROOT / folder).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     }
-    repo_files = {n for n in repo_files if not n.startswith("backend/assets/cmu/")}
+    data_only = ("backend/assets/cmu/", "backend/assets/heldout/")  # training / evaluation clips: repository only
+    repo_files = {n for n in repo_files if not n.startswith(data_only)}
     assert repo_files - names == set()  # every module, model, tokenizer file, template, bone map and statistic
-    assert not [n for n in names if n.startswith("backend/assets/cmu/")]
+    assert not [n for n in names if n.startswith(data_only)]
     assert (
         hashlib.sha256(model).digest()
         == hashlib.sha256((ROOT / "backend/assets/models/demo.safetensors").read_bytes()).digest()

@@ -18,6 +18,7 @@ from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
+from .eval_suite import add_eval_suite_command
 from .motion_io import load_npy, motion_suffix
 from .server import add_server_commands
 from .tasks import add_task_commands
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(commands)
     add_server_commands(commands)
     add_eval_command(commands)
+    add_eval_suite_command(commands)
     add_train_command(commands)
     add_train_demo_command(commands)
 
