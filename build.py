@@ -316,7 +316,8 @@ wheels = [
 {wheel_lines}]
 
 [permissions]
-network = "Talk to the MotionGPT3 backend over ZeroMQ (loopback by default)"
+network = "Talk to the backend over ZeroMQ; download its packages if asked"
+files = "Install the local backend into a folder of its own"
 
 [build]
 paths_exclude_pattern = ["__pycache__/", "/.git/", "/*.zip", "/_vendor/"]
