@@ -19,18 +19,20 @@ def register() -> None:
     from . import vendor
 
     vendor.ensure_zmq()  # before anything imports zmq (legacy installs unpack the bundled wheel)
-    from . import mapping_editor, operators, panel, properties
+    from . import install_ops, mapping_editor, operators, panel, properties
 
     properties.register()
     operators.register()
+    install_ops.register()
     panel.register()
     mapping_editor.register()  # after panel: its sub-panel needs MOTION_PT_panel
 
 
 def unregister() -> None:
-    from . import mapping_editor, operators, panel, properties
+    from . import install_ops, mapping_editor, operators, panel, properties
 
     mapping_editor.unregister()
     panel.unregister()
+    install_ops.unregister()
     operators.unregister()
     properties.unregister()
