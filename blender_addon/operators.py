@@ -17,6 +17,8 @@ from bpy.props import StringProperty
 from . import armature, readback, results, rig_math, user_keys
 from ._shared import client_module, encode_joints, resample
 from .action_io import action_bone_names, armature_data, assign_action
+from .backend_env import InstallError
+from .install_ops import local_backend_command
 from .jobs import Controller, Job
 from .local_backend import LOCAL_BACKEND
 from .properties import preferences, scene_settings
@@ -88,7 +90,7 @@ def _seed(settings: Any) -> int:
 def _send(kind: str, fields: dict, arrays: dict | None, target: str, params: dict, batch: str | None = None) -> Job:
     """Submit a request (starting the local backend first where configured); raises when it cannot be sent."""
     if LOCAL_BACKEND.running is False and (prefs := preferences()) is not None and prefs.start_local:
-        LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+        LOCAL_BACKEND.start(local_backend_command(prefs))
     job = CONTROLLER.submit(kind, fields, arrays, target, params, batch)
     ensure_timer()
     return job
@@ -574,7 +576,7 @@ class MOTION_OT_copy_caption(bpy.types.Operator):
 
 
 class MOTION_OT_start_backend(bpy.types.Operator):
-    """Start (or restart) the local backend with the command in the preferences"""
+    """Start (or restart) the local backend (the installed one, or the command in the preferences) and connect"""
 
     bl_idname = "motion.start_backend"
     bl_label = "Start Local Backend"
@@ -583,12 +585,24 @@ class MOTION_OT_start_backend(bpy.types.Operator):
         prefs = preferences(context)
         if prefs is None:
             return {"CANCELLED"}
+        try:
+            command = local_backend_command(prefs)
+        except InstallError as error:
+            self.report({"ERROR"}, error.message)
+            return {"CANCELLED"}
         LOCAL_BACKEND.stop()
         try:
-            LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+            LOCAL_BACKEND.start(command)
         except OSError as error:
             self.report({"ERROR"}, f"could not start the backend: {error}")
             return {"CANCELLED"}
+        CONTROLLER.close()  # connect afresh: the panel shows "connected" with the model and device once it answers
+        try:
+            CONTROLLER.ensure_client()
+        except Exception as error:  # zmq missing, bad key file
+            self.report({"ERROR"}, f"started the backend but could not connect: {error}")
+            return {"CANCELLED"}
+        ensure_timer()
         return {"FINISHED"}
 
 
