@@ -143,6 +143,8 @@ BLENDER_TESTS = (
     "tests/test_blender_long_takes.py",
     "tests/test_blender_mapping.py",
     "tests/test_blender_rigs.py",
+    "tests/test_blender_shot.py",
+    "tests/test_blender_shot_backend.py",
 )
 
 

@@ -84,7 +84,7 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
         contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :] if p.get("plant_feet") else None
-        if job.kind == "generate":
+        if job.kind in ("generate", "shot"):  # a new motion from the start frame (not spliced into the user's)
             placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True))
             yield None  # decoding and placement (~1.5 ms), then the IK in chunks
             track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from shared.motion.humanml3d import FEATURE_DIM, FPS, MotionShapeError, check_features
+from shared.shot import ShotError, ShotLimits, shot_from_dict
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # servers bind loopback unless given CURVE keys
 
 # Client -> server. `cancel`'s id is the id of the request to cancel.
-JOB_TYPES = ("generate", "caption", "predict", "inbetween")
+JOB_TYPES = ("generate", "caption", "predict", "inbetween", "shot")
 REQUEST_TYPES = ("hello", "heartbeat", "echo", "cancel", *JOB_TYPES)
 # Server -> client. Every request gets exactly one final reply (heartbeat's reply is a heartbeat);
 # a job gets `progress` events before it.
@@ -73,9 +74,24 @@ class Limits:
     max_message_bytes: int = 16_777_216  # all frames together (a 12,000-frame clip is 12.6 MB)
     max_arrays: int = 4
     max_array_dims: int = 4
+    # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
+    max_shot_seconds: float = 60.0
+    min_segment_seconds: float = 0.5
+    max_segments: int = 24
+    max_waypoints: int = 32
+    max_paths: int = 4
+    max_path_points: int = 256
+    max_targets: int = 16
+    max_extent_m: float = 50.0
+    max_target_height_m: float = 3.0
+    max_speed_m_s: float = 8.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shot_limits(self) -> ShotLimits:
+        """The shot part as `ShotLimits`."""
+        return ShotLimits(**{name: getattr(self, name) for name in ShotLimits.__dataclass_fields__})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:
@@ -84,7 +100,8 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-# What a client accepts from a server: results are up to 8 candidates x 392 frames x 263 float32 (3.3 MB).
+# What a client accepts from a server: results are up to 8 candidates x 1200 frames (a 60 s shot) x 263 float32
+# (10.1 MB).
 REPLY_LIMITS = Limits(max_header_bytes=1_048_576, max_message_bytes=64 * 1_048_576, max_arrays=16)
 
 
@@ -516,6 +533,25 @@ def _inbetween(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[st
     return result, {"features": clip, "known": known.astype(bool)}
 
 
+SHOT_FIELDS = ("segments", "waypoints", "paths", "targets")
+
+
+def _shot(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
+    """A shot: `segments` (required), `waypoints`, `paths`, `targets` as in shared/shot.py, plus the sampling fields;
+    normalised to the shot's JSON form (`Shot.to_dict`: every key present, defaults filled) plus seed, candidates,
+    guidance, steps."""
+    _expect_arrays(arrays, ())
+    data = {name: fields.fields[name] for name in SHOT_FIELDS if fields.fields.get(name) is not None}
+    fields.read.update(SHOT_FIELDS)
+    try:
+        shot = shot_from_dict(data, limits.shot_limits())
+    except ShotError as error:
+        raise ProtocolError("bad_request", error.message, error.field) from None
+    result = {**shot.to_dict(), **_sampling(fields, limits)}
+    fields.done()
+    return result, {}
+
+
 REQUEST_VALIDATORS: dict[str, Validator] = {
     "hello": _hello,
     "heartbeat": _no_payload,
@@ -525,6 +561,7 @@ REQUEST_VALIDATORS: dict[str, Validator] = {
     "caption": _caption,
     "predict": _predict,
     "inbetween": _inbetween,
+    "shot": _shot,
 }
 
 

@@ -102,6 +102,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from backend.bench.motion import run_motion_benchmark
     from backend.bench.server import run_server_benchmark
 
+    if args.suite == "shot":
+        from backend.bench.shot import run_shot_benchmark
+        from backend.model.cpu_threads import configure_threads
+
+        configure_threads(args.threads)
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        scenarios = [s for s in args.scenarios.split(",") if s]
+        run_shot_benchmark(args.checkpoint, args.device, seeds, scenarios, args.json)
+        return
     if args.suite == "motion":
         run_motion_benchmark(frames=args.frames, repeats=args.repeats)
     elif args.suite == "server":
@@ -164,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_demo_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
-    bench.add_argument("suite", choices=["motion", "model", "server"], help="which benchmark")
+    bench.add_argument("suite", choices=["motion", "model", "server", "shot"], help="which benchmark")
     bench.add_argument(
         "--preset", default="official", help="`bench model`: preset(s), comma-separated (official, demo, tiny) or all"
     )
@@ -181,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--threads", type=int, default=0, help="`bench model`: torch CPU threads (0: 1 on machines with <= 2 cores)"
     )
-    bench.add_argument("--json", type=Path, default=None, help="`bench model`: also write the results as JSON")
+    bench.add_argument("--json", type=Path, default=None, help="`bench model` / `bench shot`: also write JSON")
+    bench.add_argument("--seeds", default="0,1,2,3,4", help="`bench shot`: seeds, comma-separated")
+    bench.add_argument(
+        "--scenarios",
+        default="waypoints,path,reach,readme,suite",
+        help="`bench shot`: scenarios (waypoints adds natural; suite: the paraphrase suite's prompts in sequence)",
+    )
     bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
     bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")
     bench.set_defaults(run=cmd_bench)

@@ -1,8 +1,9 @@
-"""`motiongpt3 generate | caption | predict | inbetween`: the model's tasks on the command line."""
+"""`motiongpt3 generate | caption | predict | inbetween | shot`: the model's tasks on the command line."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -121,6 +122,62 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
     _write_all(args.output, motions, args.fps)
 
 
+def read_shot_file(path: Path) -> dict:
+    """The JSON object of a shot file (its validation is `shared.shot.shot_request_from_dict`)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a shot file holds one JSON object, got {type(data).__name__}")
+    return data
+
+
+def cmd_shot(args: argparse.Namespace) -> None:
+    """A shot file (segments, waypoints, paths, targets) -> one continuous motion per candidate, and a report."""
+    from backend.tasks.shot import shot_to_motion
+    from shared.motion.shot_math import constraint_errors
+    from shared.shot import ShotError, shot_request_from_dict
+
+    data = read_shot_file(args.input)
+    for name in ("seed", "candidates", "guidance", "steps"):  # flags given on the command line win
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    try:
+        request = shot_request_from_dict(data)
+    except ShotError as error:
+        raise ValueError(f"{args.input}: {error}") from None
+    shot = request.shot
+    print(
+        f"{len(shot.segments)} segments, {shot.seconds:g} s ({shot.frames} frames at 20 fps); "
+        f"{len(shot.waypoints)} waypoints, {len(shot.paths)} paths, {len(shot.targets)} targets"
+    )
+    model = _model(args)
+    motions = shot_to_motion(
+        model,
+        shot,
+        seed=request.seed,
+        candidates=request.candidates,
+        guidance=request.guidance,
+        steps=request.steps,
+        control=_control(),
+    )
+    _write_all(args.output, motions, args.fps)
+    report = []
+    for stem, motion in zip(_output_stems(args.output, len(motions)), motions, strict=True):
+        errors = constraint_errors(motion, shot).to_dict()
+        report.append({"motion": str(stem.with_name(stem.name + ".npy")), **errors})
+        parts = [f"{key} {', '.join(f'{v:.3f}' for v in values)}" for key, values in errors.items() if values]
+        if parts:
+            print(f"{stem.name}: " + "; ".join(parts))
+    stem = _output_stems(args.output, 1)[0]
+    path = stem.with_name(stem.name + "_report.json")
+    path.write_text(json.dumps({"shot": shot.to_dict(), "seed": request.seed, "candidates": report}, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
 def cmd_caption(args: argparse.Namespace) -> int:
     """Caption every clip of the inputs (files or folders, any length) as time-stamped segments: one row per segment,
     an error row for a file that cannot be captioned (the others go on), resumable, with a progress bar."""
@@ -236,6 +293,14 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     add_map_options(inbetween)
     _generation_options(inbetween)
     inbetween.set_defaults(run=cmd_inbetween)
+
+    shot = commands.add_parser("shot", help="a shot file (prompt segments, waypoints, paths, targets) -> one motion")
+    shot.add_argument("input", type=Path, help="shot .json (see README: Shots)")
+    _generation_options(shot)
+    for action in shot._actions:  # the file's seed / candidates apply unless given here
+        if action.dest in ("seed", "candidates"):
+            action.default = None
+    shot.set_defaults(run=cmd_shot)
 
     caption = commands.add_parser(
         "caption", help="motion -> text for clips of any length, files or whole folders (resumable)"

@@ -9,8 +9,10 @@ import numpy as np
 
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
-from backend.tasks import inference, long_clips
-from shared.protocol import Limits, Message
+from backend.tasks import inference, long_clips, shot
+from shared.motion.shot_math import constraint_errors
+from shared.protocol import SHOT_FIELDS, Limits, Message
+from shared.shot import ShotError, shot_from_dict
 
 Output = tuple[dict[str, Any], dict[str, np.ndarray]]  # result fields, result arrays
 TaskRunner = Callable[[MotionGPT3, Sequence[Message], inference.TaskControl], list[Output]]
@@ -86,11 +88,21 @@ def run_inbetween(model: MotionGPT3, requests: Sequence[Message], control: infer
     return [({}, _motions(motions))]
 
 
+def run_shot(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
+    """A shot (validated by the protocol) -> its candidates, with each candidate's constraint errors (metres)."""
+    (request,) = requests
+    spec = shot_from_dict({name: request.fields[name] for name in SHOT_FIELDS})
+    motions = shot.shot_to_motion(model, spec, **_sampling(request.fields), control=control)
+    errors = [constraint_errors(m, spec).to_dict() for m in motions] if spec.constrained else []
+    return [({"constraint_errors": errors}, _motions(motions))]
+
+
 TASK_RUNNERS: dict[str, TaskRunner] = {
     "generate": run_generate,
     "caption": run_caption,
     "predict": run_predict,
     "inbetween": run_inbetween,
+    "shot": run_shot,
 }
 
 
@@ -98,6 +110,8 @@ def request_error(error: Exception) -> tuple[str, str | None] | None:
     """(message, field) when the model refused the request itself (a bad request); None for a crash."""
     if isinstance(error, PromptTooLongError):
         return str(error), "text"
+    if isinstance(error, ShotError):
+        return error.message, error.field
     if isinstance(error, inference.TaskError):
         name = str(error).split(":", 1)[0].split("[", 1)[0].split(" ", 1)[0]
         return str(error), name if name.isidentifier() else None
