@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
+    from shared import shot as shot_spec
     from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
     from shared.motion.align import GroundTransform, fit_ground_transform
     from shared.motion.bone_map import (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
     )
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
+        from .shared import shot as shot_spec
         from .shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
         from .shared.motion.align import GroundTransform, fit_ground_transform
         from .shared.motion.bone_map import (
@@ -54,6 +56,7 @@ else:
             match_preset,
         )
     except ImportError:  # source tree (tests): the repo root is on sys.path
+        from shared import shot as shot_spec
         from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
         from shared.motion.align import GroundTransform, fit_ground_transform
         from shared.motion.bone_map import (

@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from shared.motion.humanml3d import FEATURE_DIM, FPS
+from shared.shot import ShotError, ShotLimits, shot_from_dict
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # servers bind loopback unless given CURVE keys
 
 # Client -> server. `cancel`'s id is the id of the request to cancel.
-JOB_TYPES = ("generate", "caption", "predict", "inbetween")
+JOB_TYPES = ("generate", "caption", "predict", "inbetween", "shot")
 REQUEST_TYPES = ("hello", "heartbeat", "echo", "cancel", *JOB_TYPES)
 # Server -> client. Every request gets exactly one final reply (heartbeat's reply is a heartbeat);
 # a job gets `progress` events before it.
@@ -69,19 +70,35 @@ class Limits:
     max_frames: int = 196  # 9.8 s at 20 fps, the model's longest motion
     min_clip_frames: int = 2  # input clips (caption, predict, inbetween)
     max_clip_frames: int = 196
+    max_caption_frames: int = 12_000  # a `caption` clip with `segments` (10 min at 20 fps), captioned in windows
     max_candidates: int = 8
     min_steps: int = 2
     max_steps: int = 1000  # diffusion steps (the model's default is 100)
     max_guidance: float = 20.0
     max_seed: int = 2**32 - 1
     max_header_bytes: int = 65_536
-    max_message_bytes: int = 1_048_576  # all frames together
+    max_message_bytes: int = 16_777_216  # all frames together (a 12,000-frame clip is 12.6 MB)
     max_arrays: int = 4
     max_array_dims: int = 4
     max_json_depth: int = 16  # nesting of the header's JSON (the header object itself is level 1)
+    # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
+    max_shot_seconds: float = 60.0
+    min_segment_seconds: float = 0.5
+    max_segments: int = 24
+    max_waypoints: int = 32
+    max_paths: int = 4
+    max_path_points: int = 256
+    max_targets: int = 16
+    max_extent_m: float = 50.0
+    max_target_height_m: float = 3.0
+    max_speed_m_s: float = 8.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shot_limits(self) -> ShotLimits:
+        """The shot part as `ShotLimits`."""
+        return ShotLimits(**{name: getattr(self, name) for name in ShotLimits.__dataclass_fields__})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:
@@ -90,7 +107,8 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-# What a client accepts from a server: results are up to 8 candidates x 392 frames x 263 float32 (3.3 MB).
+# What a client accepts from a server: results are up to 8 candidates x 1200 frames (a 60 s shot) x 263 float32
+# (10.1 MB).
 REPLY_LIMITS = Limits(max_header_bytes=1_048_576, max_message_bytes=64 * 1_048_576, max_arrays=16)
 
 
@@ -483,6 +501,14 @@ class _Fields:
             raise ProtocolError("bad_request", f"{name}: {_shown(value)} is outside {low:g}..{high:g}", name)
         return float(value)
 
+    def boolean(self, name: str, default: Any = _REQUIRED) -> bool | None:
+        value = self._get(name, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            raise ProtocolError("bad_request", f"{name}: must be true or false, got {type(value).__name__}", name)
+        return value
+
     def text(self, name: str, max_chars: int, default: Any = _REQUIRED, blank_is_absent: bool = False) -> str | None:
         """A string, trimmed of white space, of 1..max_chars characters (blank: absent when `blank_is_absent`)."""
         value = self._get(name, default)
@@ -509,7 +535,12 @@ class _Fields:
         max_text_tokens model tokens. Optional prompts count blank as absent."""
         limits = self.limits
         value = self.text(name, limits.max_text_chars, default, blank_is_absent=default is not _REQUIRED)
-        if value is None or self.text_tokens is None:
+        return None if value is None else self.check_tokens(name, value)
+
+    def check_tokens(self, name: str, value: str) -> str:
+        """`value` (a trimmed text) within max_text_tokens model tokens, when a token counter is given."""
+        limits = self.limits
+        if self.text_tokens is None:
             return value
         try:
             tokens = self.text_tokens(value)
@@ -538,18 +569,18 @@ def _expect_arrays(arrays: Arrays, names: Sequence[str]) -> None:
         raise ProtocolError("bad_request", f"{extra[0]}: not an array of this message", extra[0])
 
 
-def _clip(arrays: Arrays, limits: Limits, name: str = "features") -> np.ndarray:
-    """A raw (T, 263) float32 feature clip with T within the limits and every value finite."""
+def _clip(arrays: Arrays, limits: Limits, name: str = "features", max_frames: int | None = None) -> np.ndarray:
+    """A raw (T, 263) float32 feature clip with T within the limits (`max_frames`, else max_clip_frames) and every
+    value finite."""
     clip = arrays[name]
     if clip.dtype != np.float32:
         raise ProtocolError("bad_request", f"{name}: dtype must be <f4 (float32), got {clip.dtype.str}", name)
     if clip.ndim != 2 or clip.shape[1] != FEATURE_DIM:
         raise ProtocolError("bad_request", f"{name}: shape must be (T, {FEATURE_DIM}), got {list(clip.shape)}", name)
-    if not limits.min_clip_frames <= len(clip) <= limits.max_clip_frames:
+    longest = limits.max_clip_frames if max_frames is None else max_frames
+    if not limits.min_clip_frames <= len(clip) <= longest:
         raise ProtocolError(
-            "bad_request",
-            f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{limits.max_clip_frames}",
-            name,
+            "bad_request", f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{longest}", name
         )
     if not np.isfinite(clip).all():
         raise ProtocolError("bad_request", f"{name}: contains NaN or infinite values (input must be finite)", name)
@@ -614,9 +645,10 @@ def _generate(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str
 
 def _caption(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ("features",))
-    clip = _clip(arrays, limits)
+    segments = fields.boolean("segments", False)  # long clips: captioned in windows, time-stamped segments back
+    clip = _clip(arrays, limits, max_frames=limits.max_caption_frames if segments else None)
     fields.done()
-    return {}, {"features": clip}
+    return ({"segments": True} if segments else {}), {"features": clip}
 
 
 def _predict(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
@@ -646,6 +678,31 @@ def _inbetween(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[st
     return result, {"features": clip, "known": known.astype(bool)}
 
 
+SHOT_FIELDS = ("segments", "waypoints", "paths", "targets")
+
+
+def _shot(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
+    """A shot: `segments` (required), `waypoints`, `paths`, `targets` as in shared/shot.py, plus the sampling fields;
+    normalised to the shot's JSON form (`Shot.to_dict`: every key present, defaults filled) plus seed, candidates,
+    guidance, steps."""
+    _expect_arrays(arrays, ())
+    data = {name: fields.fields[name] for name in SHOT_FIELDS if fields.fields.get(name) is not None}
+    fields.read.update(SHOT_FIELDS)
+    try:
+        shot = shot_from_dict(data, limits.shot_limits())
+    except ShotError as error:
+        raise ProtocolError("bad_request", error.message, error.field) from None
+    for index, segment in enumerate(shot.segments):  # each segment's text is a prompt, like generate's `text`
+        name = f"segments[{index}].text"
+        if len(segment.text) > limits.max_text_chars:
+            message = f"{name}: {len(segment.text)} characters; the limit is {limits.max_text_chars}"
+            raise ProtocolError("bad_request", message, name)
+        fields.check_tokens(name, segment.text)
+    result = {**shot.to_dict(), **_sampling(fields, limits)}
+    fields.done()
+    return result, {}
+
+
 REQUEST_VALIDATORS: dict[str, Validator] = {
     "hello": _hello,
     "heartbeat": _no_payload,
@@ -655,6 +712,7 @@ REQUEST_VALIDATORS: dict[str, Validator] = {
     "caption": _caption,
     "predict": _predict,
     "inbetween": _inbetween,
+    "shot": _shot,
 }
 
 

@@ -101,6 +101,7 @@ class Fuzzer:
     rng: random.Random
     prefix: str = "f"
     full_runs: dict[str, int] = field(default_factory=dict)  # per job type, how many valid jobs run to the end
+    big_messages: int = 6  # cases over max_message_bytes (16 MiB each by default)
     counter: int = 0
     limits: dict[str, Any] = field(init=False)
 
@@ -176,7 +177,15 @@ class Fuzzer:
         frames = fields.get("frames") or (round(fields["seconds"] * 20) if "seconds" in fields else 0)
         clip = len(arrays["features"]) if "features" in arrays else 0
         out = {"generate": frames, "predict": clip + frames, "inbetween": clip}.get(kind)  # None: not checked
-        return {"type": kind, "candidates": fields.get("candidates", 1), "frames": out, "arrays": arrays}
+        if kind == "shot":  # the shot's seconds at 20 fps
+            out = round(sum(segment["seconds"] for segment in fields["segments"]) * 20)
+        return {
+            "type": kind,
+            "candidates": fields.get("candidates", 1),
+            "frames": out,
+            "arrays": arrays,
+            "fields": fields,
+        }
 
     def error(self, code: str, name: str | None, request_id: str | None, *states: Any) -> Expect:
         return Expect("error", code, name, request_id, tuple(shown(s) for s in states))
@@ -241,7 +250,8 @@ class Fuzzer:
 
     def sizes(self) -> Case:
         rid = self.rid()
-        if self.rng.random() < 0.5:
+        self.big_messages -= 1
+        if self.big_messages < 0 or self.rng.random() < 0.5:  # a few messages over max_message_bytes: each is big
             pad = "x" * (self.limits["max_header_bytes"] + self.rng.randint(1, 5000))
             return Case(
                 "size.header",
@@ -249,7 +259,7 @@ class Fuzzer:
                 self.error("too_large", "header", None, self.limits["max_header_bytes"]),
                 ("limit:max_header_bytes",),
             )
-        size = self.rng.randint(self.limits["max_message_bytes"] + 1, 2 * self.limits["max_message_bytes"])
+        size = self.limits["max_message_bytes"] + self.rng.randint(1, 4096)
         return Case(
             "size.message",
             [header("echo", rid), bytes(size)],
@@ -400,10 +410,18 @@ class Fuzzer:
             text = "".join(rng.choice(string.ascii_letters + UNICODE) for _ in range(int(edge) + rng.randint(1, 9)))
             return text, (edge,), tags
         if bound.unit == "tokens" and side == "high":
-            text = "🦘" * ((int(edge) + 3) // 3 + rng.randint(0, 3))  # 3 tokens each, well within the characters
-            assert self.tokens(text) > edge
-            return text, (edge,), tags
+            return self.too_many_tokens(int(edge)), (edge,), tags
+        if bound.unit == "items":  # a list: empty, or the example's items repeated past the limit
+            items = list(spec.example)
+            if side == "low":
+                return ([], (edge,), tags) if edge >= 1 else (None, (), ())
+            return [items[i % len(items)] for i in range(int(edge) + rng.randint(1, 3))], (edge,), tags
         return None, (), ()
+
+    def too_many_tokens(self, limit: int) -> str:
+        text = "🦘" * ((limit + 3) // 3 + self.rng.randint(0, 3))  # 3 tokens each, well within the characters
+        assert self.tokens(text) > limit
+        return text
 
     def boundary(self, spec: FieldSpec, fields: dict, arrays: dict) -> Case:
         """A field at the very edge of its range: accepted (a job is cancelled at once: edges can be slow)."""
@@ -421,6 +439,8 @@ class Fuzzer:
             fields[spec.name] = "x" * int(edge)  # 8 characters per token: within the tokens too
         elif bound.unit == "tokens":
             fields[spec.name] = self.text_of_tokens(int(edge))
+        elif bound.unit == "items":  # the shortest list allowed (its first items fit the other examples)
+            fields[spec.name] = list(spec.example)[: max(int(bound.low or 0), 1)]
         return self.accepted(kind, rid, fields, arrays, "field.boundary")
 
     def text_of_tokens(self, count: int) -> str:
@@ -477,6 +497,11 @@ class Fuzzer:
             return Case("array.shape", message(kind, rid, fields, arrays), bad, tag)
         if choice == 4 and spec.bounds:
             letter, bound = rng.choice(sorted(spec.bounds.items()))
+            for flag, bounds in spec.when.items():  # a bound that a boolean field changes: rarely (big clips)
+                if letter in bounds and rng.random() < 0.08:
+                    fields[flag], bound = True, bounds[letter]
+                    break
+                fields.pop(flag, None)
             side = rng.choice(["low", "high"])
             edge = bound.low if side == "low" else bound.high
             size = rng.choice([0, max(edge - 1, 0)]) if side == "low" else edge + rng.randint(1, 5)
@@ -563,7 +588,15 @@ class Fuzzer:
         if choice == 5:
             big = limits["max_message_bytes"]
             shape = rng.choice(
-                [[2**62, 2**62, 0], [0, big + 1], [big + 1], [2**40, 263], [10**30, 0], [big // 4 + 1, 2], [1024, 1024]]
+                [
+                    [2**62, 2**62, 0],
+                    [0, big + 1],
+                    [big + 1],
+                    [2**40, 263],
+                    [10**30, 0],
+                    [big // 8 + 1, 2],
+                    [2, 2, big // 16 + 1],
+                ]
             )
             body["arrays"][0]["shape"] = shape
             return Case(
@@ -586,6 +619,73 @@ class Fuzzer:
             "decl.repeated",
             [json.dumps(body).encode(), *frames[1:], frames[1]],
             self.error("bad_request", "arrays", rid),
+        )
+
+    def shot_cases(self) -> Case:
+        """A shot (protocol.md "Shots") broken inside its lists: the nested limits, keys, joints, times and texts,
+        each refused naming the nested field (`waypoints[0].position`) and the limit."""
+        rng, rid, limits = self.rng, self.rid(), self.limits
+        fields, _ = self.valid_request("shot")
+        fields["segments"] = [dict(item) for item in fields["segments"]]
+        total = sum(item["seconds"] for item in fields["segments"])
+        extent, height, speed = limits["max_extent_m"], limits["max_target_height_m"], limits["max_speed_m_s"]
+        choice = rng.randrange(12)
+        if choice == 0:
+            fields["segments"][0]["seconds"] = limits["min_segment_seconds"] - rng.choice([0.1, 0.45])
+            expect, tag = ("segments[0].seconds", limits["min_segment_seconds"]), "min_segment_seconds"
+        elif choice == 1:
+            half = limits["max_shot_seconds"] / 2 + 1
+            fields["segments"] = [{"text": "a person walks", "seconds": half}] * 2
+            fields.pop("waypoints", None), fields.pop("paths", None), fields.pop("targets", None)
+            expect, tag = ("segments", limits["max_shot_seconds"]), "max_shot_seconds"
+        elif choice == 2:
+            points = [[0.0, 0.01 * k] for k in range(limits["max_path_points"] + rng.randint(1, 3))]
+            fields["paths"] = [{"start": 0.5, "end": total, "points": rng.choice([points, [[0.0, 0.5]]])}]
+            expect, tag = ("paths[0].points", limits["max_path_points"]), "max_path_points"
+        elif choice == 3:
+            where = rng.choice(["waypoints", "targets"])
+            position = [extent + rng.choice([1, 1e6]), 0.0] + ([1.0] if where == "targets" else [])
+            fields[where] = [{"time": total / 2, "position": position}]
+            if where == "targets":
+                fields[where][0]["joint"] = "head"
+            expect, tag = (f"{where}[0].position[0]", extent), "max_extent_m"
+        elif choice == 4:
+            y = rng.choice([height + 0.5, -0.2])
+            fields["targets"] = [{"joint": "left_hand", "time": total / 2, "position": [0.0, y, 0.5]}]
+            expect, tag = ("targets[0].position[1]", height), "max_target_height_m"
+        elif choice == 5:
+            fields["waypoints"] = [{"time": 1.0, "position": [0.0, speed + 2.0]}]
+            expect, tag = ("waypoints[0].position", speed), "max_speed_m_s"
+        elif choice == 6:
+            fields["segments"][0]["text"] = rng.choice([self.too_many_tokens(limits["max_text_tokens"]), "x" * 1001])
+            expect, tag = ("segments[0].text", None), None
+        elif choice == 7:
+            fields["segments"][0]["text"] = rng.choice(["", "  ", 5, None, "walk <start_of_motion> then"])
+            expect, tag = ("segments[0].text", None), None
+        elif choice == 8:
+            name = rng.choice(["waypoints", "paths", "targets", "segments"])
+            example = next(f.example for f in self.spec.fields_of("shot") if f.name == name)
+            fields[name] = [{**example[0], rng.choice(["speed", "Time", "x"]): 1}]
+            unknown = next(key for key in fields[name][0] if key not in example[0])
+            expect, tag = (f"{name}[0].{unknown}", None), None
+        elif choice == 9:
+            fields["targets"] = [
+                {"joint": rng.choice(["hand", "left_elbow", "", 3]), "time": 1.0, "position": [0, 1, 0]}
+            ]
+            expect, tag = ("targets[0].joint", None), None
+        elif choice == 10:
+            fields["targets"] = [{"joint": "head", "time": total + rng.choice([0.5, 100]), "position": [0, 1, 0]}]
+            expect, tag = ("targets[0].time", None), None
+        else:
+            fields["waypoints"] = [{"time": 1.0}]
+            expect, tag = ("waypoints[0].position", None), None
+        name, state = expect
+        states = () if state is None else (state,)
+        return Case(
+            "shot.nested",
+            message("shot", rid, fields),
+            self.error("bad_request", name, rid, *states),
+            (f"limit:{tag}",) if tag else (),
         )
 
     def random_json(self, depth: int) -> Any:
@@ -687,6 +787,7 @@ GENERATORS: list[tuple[str, int]] = [  # Fuzzer method, weight
     ("liveness", 5),
     ("cancels", 4),
     ("valid_job", 2),
+    ("shot_cases", 3),
 ]
 
 

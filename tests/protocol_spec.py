@@ -76,7 +76,7 @@ class Bound:
 
     low: Number | None
     high: Number | None
-    unit: str | None = None  # "characters", "tokens", "frames" (a number of seconds at 20 fps), or a shape letter
+    unit: str | None = None  # "characters", "tokens", "items", "frames" (seconds at 20 fps), or a shape letter
     low_limit: str | None = None  # the limit's name when a bound is one
     high_limit: str | None = None
 
@@ -91,7 +91,7 @@ def _bound_value(text: str, limits: dict[str, Any]) -> tuple[Number | None, str 
 
 
 _BOUND = r"`\w+`|-?\d+(?:\.\d+)?"
-RANGE = re.compile(rf"^(?P<low>{_BOUND})?\.\.(?P<high>{_BOUND})?(?: (?P<unit>characters|tokens|frames))?$")
+RANGE = re.compile(rf"^(?P<low>{_BOUND})?\.\.(?P<high>{_BOUND})?(?: (?P<unit>characters|tokens|frames|items))?$")
 LETTER_RANGE = re.compile(r"^(?P<letter>[A-Z]): (?P<low>`\w+`|\d+)?\.\.(?P<high>`\w+`|\d+)?$")
 
 
@@ -136,6 +136,7 @@ class ArraySpec:
     dtypes: tuple[str, ...]
     shape: tuple[str | int, ...]  # ints are fixed sizes, letters are shared sizes
     bounds: dict[str, Bound]  # letter -> its bound
+    when: dict[str, dict[str, Bound]] = field(default_factory=dict)  # boolean field -> letter -> bound when it's true
     finite: bool = False
     binary: bool = False  # values 0 or 1
     some_one: bool = False  # at least one 1
@@ -149,7 +150,8 @@ class ReplyFieldSpec:
     name: str
     types: tuple[str, ...]  # e.g. ("string", "null")
     when: tuple[str, str] | None = None  # (field, value): present exactly when that field has that value
-    for_requests: tuple[str, ...] | None = None  # present exactly for replies to these request types
+    for_requests: tuple[str, ...] | None = None  # present exactly for replies to these request types ...
+    with_field: str | None = None  # ... whose request set this boolean field
 
 
 @dataclass
@@ -188,9 +190,12 @@ def _shape(cell: str) -> tuple[str | int, ...]:
 
 
 def _array_constraints(cell: str, limits: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"bounds": {}}
+    result: dict[str, Any] = {"bounds": {}, "when": {}}
     for part in cell.split(", "):
-        if match := LETTER_RANGE.match(part):
+        if condition := re.match(r"^with `(\w+)`: (.*)$", part):
+            inner = _array_constraints(condition[2], limits)
+            result["when"][condition[1]] = inner["bounds"]
+        elif match := LETTER_RANGE.match(part):
             low, low_limit = _bound_value(match["low"] or "", limits)
             high, high_limit = _bound_value(match["high"] or "", limits)
             result["bounds"][match["letter"]] = Bound(low, high, match["letter"], low_limit, high_limit)
@@ -219,6 +224,8 @@ def _presence(row: dict[str, str]) -> dict[str, Any]:
         return {}
     if match := re.fullmatch(r"when `(\w+)` is `(\w+)`", cell):
         return {"when": (match[1], match[2])}
+    if match := re.fullmatch(r"for a `(\w+)` with `(\w+)`", cell):
+        return {"for_requests": (match[1],), "with_field": match[2]}
     if cell.startswith("for a "):
         return {"for_requests": tuple(names(cell))}
     raise ValueError(f"protocol.md: presence {cell!r} is not in the fuzzer's grammar")
