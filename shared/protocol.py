@@ -7,9 +7,10 @@ Every message is one ZeroMQ multipart message:
     frames 1..n    the raw bytes of each declared array, in declaration order (C order, little-endian)
 
 Nothing is ever pickled; the only array types are float32 ("<f4"), uint8 ("|u1") and bool ("|b1"). `decode_request`
-is what a server runs on untrusted input: it checks the framing, the header and every field of the request's type
-against explicit `Limits` and raises `ProtocolError` (a stable code, a message naming the limit, the offending
-field) for anything else. shared/protocol.md is the human-readable contract; tests keep the two in step.
+is what a server (and a broker) runs on untrusted input: it checks the framing, the header and every field of the
+request's type against explicit `Limits` (and, given a token counter, the text's length in model tokens) and raises
+`ProtocolError` (a stable code, a message naming the limit, the offending field, and the id the error may carry)
+for anything else. shared/protocol.md is the human-readable contract; tests keep the two in step.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.motion.humanml3d import FEATURE_DIM, FPS, MotionShapeError, check_features
+from shared.motion.humanml3d import FEATURE_DIM, FPS
 from shared.shot import ShotError, ShotLimits, shot_from_dict
 
 PROTOCOL_VERSION = 1
@@ -51,15 +52,20 @@ ERROR_CODES = {
 
 DTYPES = {"<f4": np.dtype("<f4"), "|u1": np.dtype("|u1"), "|b1": np.dtype("|b1")}
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+TextTokens = Callable[[str], int]  # a text's length in model tokens (ValueError: a text the model cannot take)
+Pending = Callable[[str], bool]  # whether the sender has a pending job with this request id
 ARRAY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
-HEADER_KEYS = frozenset({"protocol", "type", "id", "fields", "arrays"})
+HEADER_KEYS = ("protocol", "type", "id", "fields", "arrays")  # every header has exactly these, in any order
+BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
 class Limits:
     """What a server accepts. Servers publish theirs in `info`; the frame limits follow the model (20 fps)."""
 
-    max_text_chars: int = 1000
+    max_text_chars: int = 1000  # characters (Unicode code points) of a text, after trimming white space
+    max_text_tokens: int = 182  # model tokens of a text (the model's prompt length minus its prompt template)
+    max_client_chars: int = 200  # characters of hello's `client`
     min_frames: int = 1  # generated / predicted frames
     max_frames: int = 196  # 9.8 s at 20 fps, the model's longest motion
     min_clip_frames: int = 2  # input clips (caption, predict, inbetween)
@@ -74,6 +80,7 @@ class Limits:
     max_message_bytes: int = 16_777_216  # all frames together (a 12,000-frame clip is 12.6 MB)
     max_arrays: int = 4
     max_array_dims: int = 4
+    max_json_depth: int = 16  # nesting of the header's JSON (the header object itself is level 1)
     # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
     max_shot_seconds: float = 60.0
     min_segment_seconds: float = 0.5
@@ -185,18 +192,79 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs -> dict; a key that appears twice is an error (not "the last one wins")."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _DuplicateKeyError(duplicate)
+    return result
+
+
+def _check_json_tree(header: dict[str, Any], max_depth: int) -> None:
+    """Nesting depth (the header is level 1) and text that UTF-8 can carry (no lone surrogates from \\ud800-style
+    escapes, which JSON's grammar allows), over every key and string of the parsed header."""
+    stack: list[tuple[Any, int]] = [(header, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise ProtocolError(
+                    "bad_request", f"header: JSON nested deeper than {max_depth} levels (max_json_depth)", "header"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_unicode(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, str):
+            _check_unicode(value)
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            "bad_request", "header: a \\u escape makes a lone surrogate, which is not a Unicode character", "header"
+        ) from None
+
+
 def parse_header(frame: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """The header frame as a JSON object (strict JSON: no NaN / Infinity, no overflowing numbers)."""
+    """The header frame as a JSON object: strict JSON (no NaN / Infinity, no overflowing numbers, no repeated
+    keys, no lone surrogates, no byte order mark) nested at most `max_json_depth` levels."""
+    header = _parse_json(frame, limits)
+    _check_json_tree(header, limits.max_json_depth)
+    return header
+
+
+def _parse_json(frame: bytes, limits: Limits) -> dict[str, Any]:
+    """The header frame as a JSON object, strictly parsed (`parse_header` without the checks of the parsed tree)."""
     if len(frame) > limits.max_header_bytes:
         raise ProtocolError(
             "too_large", f"header is {len(frame)} bytes; the limit is {limits.max_header_bytes}", "header"
         )
+    if bytes(frame[:3]) == BYTE_ORDER_MARK:
+        raise ProtocolError("bad_request", "header: starts with a byte order mark; send UTF-8 without one", "header")
     try:
         text = bytes(frame).decode("utf-8")
-        header = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        header = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
     except UnicodeDecodeError:
         raise ProtocolError("bad_request", "header: not UTF-8 text", "header") from None
-    except (ValueError, RecursionError) as error:
+    except _DuplicateKeyError as error:
+        message = f"header: key {str(error)[:40]!r} appears twice in one object"
+        raise ProtocolError("bad_request", message, "header") from None
+    except RecursionError:
+        message = f"header: JSON nested deeper than {limits.max_json_depth} levels (max_json_depth)"
+        raise ProtocolError("bad_request", message, "header") from None
+    except ValueError as error:
         raise ProtocolError("bad_request", f"header: invalid JSON ({str(error)[:80]})", "header") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_request", "header: must be a JSON object", "header")
@@ -209,40 +277,55 @@ def header_id(header: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and REQUEST_ID.fullmatch(value) else None
 
 
-def _check_envelope(header: dict[str, Any], known_types: Sequence[str], other_types: Sequence[str]) -> str | None:
-    """Version, id, type and header keys; returns the request id."""
-    request_id = header_id(header)
+def reply_id(header: dict[str, Any] | None, pending: Pending | None = None) -> str | None:
+    """The id an error about this request carries: the request's own id when it can be read, but never a
+    cancel's (it names the job to cancel) nor an id that one of the sender's pending jobs holds (the error would
+    read as that job's final reply)."""
+    request_id = None if header is None else header_id(header)
+    if request_id is None or header.get("type") == "cancel" or (pending is not None and pending(request_id)):
+        return None
+    return request_id
+
+
+def _check_envelope(
+    header: dict[str, Any], known_types: Sequence[str], other_types: Sequence[str], pending: Pending | None
+) -> None:
+    """Version, header keys, id (unique among the sender's pending jobs), type, and the fields / arrays containers,
+    in that order (the first problem found is the answer)."""
     version = header.get("protocol")
     if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and true are not 1
         raise ProtocolError(
             "unsupported_version",
-            f"protocol: this side speaks version {PROTOCOL_VERSION}, the message says {version!r}",
+            f"protocol: this side speaks version {PROTOCOL_VERSION}, the message says {str(version)[:20]}",
             "protocol",
-            request_id,
         )
-    if header.get("id") is not None and request_id is None:
+    if missing := [key for key in HEADER_KEYS if key not in header]:
+        raise ProtocolError("bad_request", f"{missing[0]}: missing; a header has exactly {HEADER_KEYS}", missing[0])
+    if unknown := sorted(set(header) - set(HEADER_KEYS)):
+        raise ProtocolError("bad_request", f"header: unknown key {unknown[0][:40]!r}", unknown[0][:40])
+    raw_id, kind = header["id"], header["type"]
+    if raw_id is not None and header_id(header) is None:
         raise ProtocolError("bad_request", "id: 1-64 characters of A-Z a-z 0-9 . _ : -", "id")
-    kind = header.get("type")
+    if raw_id is not None and kind != "cancel" and pending is not None and pending(raw_id):
+        message = f"id: {raw_id!r} is the id of one of this client's pending requests; pending ids must be unique"
+        raise ProtocolError("bad_request", message, "id")
     if kind not in known_types:
         if isinstance(kind, str) and kind in other_types:
-            raise ProtocolError("bad_request", f"type: {kind!r} is not sent in this direction", "type", request_id)
-        raise ProtocolError("unknown_type", f"type: {str(kind)[:40]!r} is not a message type", "type", request_id)
-    if unknown := sorted(set(header) - HEADER_KEYS):
-        raise ProtocolError("bad_request", f"header: unknown key {unknown[0][:40]!r}", unknown[0][:40], request_id)
-    if not isinstance(header.get("fields", {}), dict):
-        raise ProtocolError("bad_request", "fields: must be a JSON object", "fields", request_id)
-    return request_id
+            raise ProtocolError("bad_request", f"type: {kind!r} is not sent in this direction", "type")
+        raise ProtocolError("unknown_type", f"type: {str(kind)[:40]!r} is not a message type", "type")
+    if not isinstance(header["fields"], dict):
+        raise ProtocolError("bad_request", "fields: must be a JSON object", "fields")
+    if not isinstance(header["arrays"], list):
+        raise ProtocolError("bad_request", "arrays: must be a list of {name, dtype, shape}", "arrays")
 
 
 def _array_declarations(header: dict[str, Any], limits: Limits) -> list[tuple[str, np.dtype, tuple[int, ...]]]:
-    declared = header.get("arrays", [])
-    if not isinstance(declared, list):
-        raise ProtocolError("bad_request", "arrays: must be a list of {name, dtype, shape}", "arrays")
+    declared = header["arrays"]
     if len(declared) > limits.max_arrays:
         raise ProtocolError(
             "bad_request", f"arrays: {len(declared)} declared; the limit is {limits.max_arrays}", "arrays"
         )
-    result = []
+    result: list[tuple[str, np.dtype, tuple[int, ...]]] = []
     for index, item in enumerate(declared):
         if not isinstance(item, dict) or set(item) != {"name", "dtype", "shape"}:
             raise ProtocolError("bad_request", f"arrays[{index}]: must have exactly name, dtype and shape", "arrays")
@@ -259,11 +342,18 @@ def _array_declarations(header: dict[str, Any], limits: Limits) -> list[tuple[st
             raise ProtocolError(
                 "bad_request", f"{name}: shape must be 1-{limits.max_array_dims} non-negative integers", name
             )
-        nbytes = math.prod(shape) * DTYPES[dtype].itemsize  # Python ints: no overflow on absurd shapes
+        if biggest := max((n for n in shape if n > limits.max_message_bytes), default=0):
+            raise ProtocolError(
+                "too_large",
+                f"{name}: dimension {str(biggest)[:24]} is over the limit of {limits.max_message_bytes} "
+                "(max_message_bytes)",
+                name,
+            )
+        nbytes = math.prod(shape) * DTYPES[dtype].itemsize  # Python ints: no overflow
         if nbytes > limits.max_message_bytes:
             raise ProtocolError(
                 "too_large",
-                f"{name}: shape {shape[:4]} is {nbytes} bytes; the limit is {limits.max_message_bytes}",
+                f"{name}: shape {shape} is {nbytes} bytes; the limit is {limits.max_message_bytes}",
                 name,
             )
         result.append((name, DTYPES[dtype], tuple(shape)))
@@ -288,43 +378,72 @@ def _arrays(frames: Sequence[bytes], declared: list[tuple[str, np.dtype, tuple[i
     return arrays
 
 
-def _decode(frames: Sequence[bytes], limits: Limits, known_types: Sequence[str], other_types: Sequence[str]) -> Message:
-    """Framing, size, header and array frames (not the fields)."""
+def _read_header(frames: Sequence[bytes], limits: Limits) -> dict[str, Any]:
+    """Framing and size, then the header frame (errors here cannot name a request)."""
     if not frames:
         raise ProtocolError("bad_request", "message: no frames", "header")
     size = sum(len(frame) for frame in frames)
     if size > limits.max_message_bytes:
         raise ProtocolError("too_large", f"message is {size} bytes; the limit is {limits.max_message_bytes}")
-    header = parse_header(frames[0], limits)
-    request_id = _check_envelope(header, known_types, other_types)
-    try:
-        arrays = _arrays(frames[1:], _array_declarations(header, limits))
-    except ProtocolError as error:
-        error.request_id = request_id
-        raise
-    return Message(header["type"], request_id, header.get("fields", {}), arrays)
+    return _parse_json(frames[0], limits)
 
 
-def decode_request(frames: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> Message:
+def _decode(
+    frames: Sequence[bytes],
+    header: dict[str, Any],
+    limits: Limits,
+    known_types: Sequence[str],
+    other_types: Sequence[str],
+    pending: Pending | None = None,
+) -> Message:
+    """The parsed tree, the envelope and the array frames (not the fields)."""
+    _check_json_tree(header, limits.max_json_depth)
+    _check_envelope(header, known_types, other_types, pending)
+    arrays = _arrays(frames[1:], _array_declarations(header, limits))
+    return Message(header["type"], header["id"], header["fields"], arrays)
+
+
+def decode_request(
+    frames: Sequence[bytes],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    text_tokens: TextTokens | None = None,
+    pending: Pending | None = None,
+) -> Message:
     """Frames from a client -> a validated request (fields normalised: `seconds` becomes `frames`, defaults filled,
-    `known` becomes bool); ProtocolError for anything else."""
-    message = _decode(frames, limits, REQUEST_TYPES, REPLY_TYPES)
-    if message.type != "heartbeat" and message.id is None:
-        raise ProtocolError("bad_request", f"id: a {message.type} request needs an id", "id")
+    `known` becomes bool); ProtocolError for anything else, carrying the id its error reply may name (`reply_id`).
+
+    `text_tokens` counts a text's model tokens (ValueError for a text the model cannot take); without it the
+    `max_text_tokens` limit is not checked. `pending(id)` says whether the sender has a pending job with that id;
+    any other request reusing it is refused."""
+    header = None
     try:
-        fields, arrays = REQUEST_VALIDATORS[message.type](_Fields(message.fields), message.arrays, limits)
+        header = _read_header(frames, limits)
+        message = _decode(frames, header, limits, REQUEST_TYPES, REPLY_TYPES, pending)
+        if message.type != "heartbeat" and message.id is None:
+            raise ProtocolError("bad_request", f"id: a {message.type} request needs an id", "id")
+        validate = REQUEST_VALIDATORS[message.type]
+        fields, arrays = validate(_Fields(message.fields, limits, text_tokens), message.arrays, limits)
     except ProtocolError as error:
-        error.request_id = message.id
+        error.request_id = reply_id(header, pending)
         raise
+    except Exception as error:  # a bug in validation must still give one typed answer, never silence
+        message = f"validating the request failed: {type(error).__name__}: {str(error)[:200]}"
+        raise ProtocolError("internal", message, None, reply_id(header, pending)) from error
     return Message(message.type, message.id, fields, arrays)
 
 
 def decode_reply(frames: Sequence[bytes], limits: Limits = REPLY_LIMITS) -> Message:
     """Frames from a server -> a reply (framing checked; `progress` and `error` fields checked)."""
-    message = _decode(frames, limits, REPLY_TYPES, REQUEST_TYPES)
+    header = _read_header(frames, limits)
+    try:
+        message = _decode(frames, header, limits, REPLY_TYPES, REQUEST_TYPES)
+    except ProtocolError as error:
+        error.request_id = header_id(header)
+        raise
     checker = REPLY_CHECKERS.get(message.type)
     if checker is not None:
-        checker(_Fields(message.fields))
+        checker(_Fields(message.fields, limits))
     return message
 
 
@@ -334,11 +453,20 @@ _REQUIRED = object()
 _MISSING = object()
 
 
-class _Fields:
-    """Typed access to a request's `fields`; every problem is a bad_request naming the field."""
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it (bounded: a 4000-digit integer is not repeated in full)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else text[:20] + "..."
 
-    def __init__(self, fields: dict[str, Any]) -> None:
+
+class _Fields:
+    """Typed access to a request's `fields`; every problem is a bad_request naming the field. A null field counts
+    as absent."""
+
+    def __init__(self, fields: dict[str, Any], limits: Limits, text_tokens: TextTokens | None = None) -> None:
         self.fields = fields
+        self.limits = limits
+        self.text_tokens = text_tokens
         self.read: set[str] = set()
 
     def _get(self, name: str, default: Any) -> Any:
@@ -360,7 +488,7 @@ class _Fields:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError("bad_request", f"{name}: must be an integer, got {type(value).__name__}", name)
         if not low <= value <= high:
-            raise ProtocolError("bad_request", f"{name}: {value} is outside {low}..{high}", name)
+            raise ProtocolError("bad_request", f"{name}: {_shown(value)} is outside {low}..{high}", name)
         return value
 
     def number(self, name: str, low: float, high: float, default: Any = _REQUIRED) -> float | None:
@@ -370,7 +498,7 @@ class _Fields:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise ProtocolError("bad_request", f"{name}: must be a number, got {type(value).__name__}", name)
         if not low <= value <= high:
-            raise ProtocolError("bad_request", f"{name}: {value:g} is outside {low:g}..{high:g}", name)
+            raise ProtocolError("bad_request", f"{name}: {_shown(value)} is outside {low:g}..{high:g}", name)
         return float(value)
 
     def boolean(self, name: str, default: Any = _REQUIRED) -> bool | None:
@@ -381,7 +509,8 @@ class _Fields:
             raise ProtocolError("bad_request", f"{name}: must be true or false, got {type(value).__name__}", name)
         return value
 
-    def text(self, name: str, max_chars: int, default: Any = _REQUIRED) -> str | None:
+    def text(self, name: str, max_chars: int, default: Any = _REQUIRED, blank_is_absent: bool = False) -> str | None:
+        """A string, trimmed of white space, of 1..max_chars characters (blank: absent when `blank_is_absent`)."""
         value = self._get(name, default)
         if value is _MISSING:
             return default
@@ -389,13 +518,37 @@ class _Fields:
             raise ProtocolError("bad_request", f"{name}: must be a string, got {type(value).__name__}", name)
         value = value.strip()
         if not value:
-            raise ProtocolError("bad_request", f"{name}: must not be empty", name)
+            if blank_is_absent:
+                return default
+            message = f"{name}: empty after trimming white space; it must have 1..{max_chars} characters"
+            raise ProtocolError("bad_request", message, name)
         if len(value) > max_chars:
             raise ProtocolError("bad_request", f"{name}: {len(value)} characters; the limit is {max_chars}", name)
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ProtocolError("bad_request", f"{name}: contains unpaired surrogates", name) from None
+        return value
+
+    def prompt(self, name: str, default: Any = _REQUIRED) -> str | None:
+        """A text the model reads: `text` within max_text_chars and, when a token counter is given, within
+        max_text_tokens model tokens. Optional prompts count blank as absent."""
+        limits = self.limits
+        value = self.text(name, limits.max_text_chars, default, blank_is_absent=default is not _REQUIRED)
+        return None if value is None else self.check_tokens(name, value)
+
+    def check_tokens(self, name: str, value: str) -> str:
+        """`value` (a trimmed text) within max_text_tokens model tokens, when a token counter is given."""
+        limits = self.limits
+        if self.text_tokens is None:
+            return value
+        try:
+            tokens = self.text_tokens(value)
+        except ValueError as error:
+            raise ProtocolError("bad_request", f"{name}: {str(error)[:200]}", name) from None
+        if tokens > limits.max_text_tokens:
+            message = f"{name}: {tokens} tokens; the limit is {limits.max_text_tokens} (max_text_tokens)"
+            raise ProtocolError("bad_request", message, name)
         return value
 
     def done(self) -> None:
@@ -422,30 +575,31 @@ def _clip(arrays: Arrays, limits: Limits, name: str = "features", max_frames: in
     clip = arrays[name]
     if clip.dtype != np.float32:
         raise ProtocolError("bad_request", f"{name}: dtype must be <f4 (float32), got {clip.dtype.str}", name)
-    try:
-        check_features(clip, name)
-    except MotionShapeError as error:
-        raise ProtocolError("bad_request", str(error), name) from None
+    if clip.ndim != 2 or clip.shape[1] != FEATURE_DIM:
+        raise ProtocolError("bad_request", f"{name}: shape must be (T, {FEATURE_DIM}), got {list(clip.shape)}", name)
     longest = limits.max_clip_frames if max_frames is None else max_frames
     if not limits.min_clip_frames <= len(clip) <= longest:
         raise ProtocolError(
             "bad_request", f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{longest}", name
         )
+    if not np.isfinite(clip).all():
+        raise ProtocolError("bad_request", f"{name}: contains NaN or infinite values (input must be finite)", name)
     return clip
 
 
 def _length(fields: _Fields, limits: Limits) -> int:
-    """`frames`, or `seconds` at 20 fps (exactly one of them), within min_frames..max_frames."""
+    """`frames`, or `seconds` at 20 fps rounded to the nearest frame (exactly one of them), within
+    min_frames..max_frames."""
     if fields.has("frames") and fields.has("seconds"):
         raise ProtocolError("bad_request", "seconds: give frames or seconds, not both", "seconds")
     if fields.has("seconds"):
-        seconds = fields.number("seconds", 0.0, 3600.0)
-        frames = round(seconds * FPS)
-        if not limits.min_frames <= frames <= limits.max_frames:
+        seconds = fields.number("seconds", -math.inf, math.inf)
+        frames = round(seconds * FPS) if abs(seconds) <= 1e9 else None
+        if frames is None or not limits.min_frames <= frames <= limits.max_frames:
             raise ProtocolError(
                 "bad_request",
-                f"seconds: {seconds:g} s is {frames} frames at {FPS:g} fps, outside "
-                f"{limits.min_frames}..{limits.max_frames} ({limits.max_frames / FPS:g} s)",
+                f"seconds: {_shown(seconds)} s is outside {limits.min_frames}..{limits.max_frames} frames at "
+                f"{FPS:g} fps ({limits.min_frames / FPS:g}..{limits.max_frames / FPS:g} s)",
                 "seconds",
             )
         fields.read.add("frames")
@@ -464,15 +618,6 @@ def _sampling(fields: _Fields, limits: Limits) -> dict[str, Any]:
     }
 
 
-def _optional_text(fields: _Fields, name: str, max_chars: int) -> str | None:
-    """An optional text field where empty or white space only counts as absent (None)."""
-    value = fields.fields.get(name)
-    if isinstance(value, str) and not value.strip():
-        fields.read.add(name)
-        return None
-    return fields.text(name, max_chars, None)
-
-
 def _no_payload(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ())
     fields.done()
@@ -480,19 +625,19 @@ def _no_payload(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[s
 
 
 def _hello(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
-    client = fields.text("client", 200, None)
+    client = fields.text("client", limits.max_client_chars, None, blank_is_absent=True)
     _expect_arrays(arrays, ())
     fields.done()
     return ({} if client is None else {"client": client}), {}
 
 
 def _echo(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
-    return fields.fields, arrays  # any fields and arrays, returned unchanged (framing was checked)
+    return fields.fields, arrays  # any fields and arrays (NaN included), returned unchanged (framing was checked)
 
 
 def _generate(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ())
-    result = {"text": fields.text("text", limits.max_text_chars), "frames": _length(fields, limits)}
+    result = {"text": fields.prompt("text"), "frames": _length(fields, limits)}
     result.update(_sampling(fields, limits))
     fields.done()
     return result, {}
@@ -521,14 +666,14 @@ def _inbetween(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[st
     if known.dtype.kind not in "bu" or known.shape != (len(clip),):
         raise ProtocolError(
             "bad_request",
-            f"known: expected uint8 or bool of shape ({len(clip)},), got {known.dtype.str} {known.shape}",
+            f"known: expected uint8 or bool of shape ({len(clip)},), got {known.dtype.str} {list(known.shape)}",
             "known",
         )
     if known.max() > 1:
         raise ProtocolError("bad_request", "known: values must be 0 or 1", "known")
     if not known.any():
-        raise ProtocolError("bad_request", "known: at least one frame must be known", "known")
-    result = {"text": _optional_text(fields, "text", limits.max_text_chars), **_sampling(fields, limits)}
+        raise ProtocolError("bad_request", "known: no frame is known; at least 1 must be", "known")
+    result = {"text": fields.prompt("text", None), **_sampling(fields, limits)}
     fields.done()
     return result, {"features": clip, "known": known.astype(bool)}
 
@@ -547,6 +692,12 @@ def _shot(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, An
         shot = shot_from_dict(data, limits.shot_limits())
     except ShotError as error:
         raise ProtocolError("bad_request", error.message, error.field) from None
+    for index, segment in enumerate(shot.segments):  # each segment's text is a prompt, like generate's `text`
+        name = f"segments[{index}].text"
+        if len(segment.text) > limits.max_text_chars:
+            message = f"{name}: {len(segment.text)} characters; the limit is {limits.max_text_chars}"
+            raise ProtocolError("bad_request", message, name)
+        fields.check_tokens(name, segment.text)
     result = {**shot.to_dict(), **_sampling(fields, limits)}
     fields.done()
     return result, {}
@@ -575,7 +726,10 @@ def _check_progress(fields: _Fields) -> None:
 def _check_error(fields: _Fields) -> None:
     fields.text("code", 40)
     fields.text("message", 10_000)
-    fields.text("field", 200, None)
+    offending = fields.fields.get("field")  # any string (a refused field's name may be blank), or null
+    fields.read.add("field")
+    if offending is not None and (not isinstance(offending, str) or len(offending) > 200):
+        raise ProtocolError("bad_request", "field: must be null or a string of at most 200 characters", "field")
 
 
 REPLY_CHECKERS: dict[str, Callable[[_Fields], None]] = {"progress": _check_progress, "error": _check_error}

@@ -172,7 +172,7 @@ def _items(data: Mapping[str, Any], name: str, limit: int, required: bool = Fals
     if len(value) > limit:
         raise ShotError(name, f"{len(value)} given; the limit is {limit}")
     if required and not value:
-        raise ShotError(name, "must not be empty")
+        raise ShotError(name, f"none given; 1..{limit} are needed")
     return list(value)
 
 

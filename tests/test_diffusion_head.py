@@ -57,7 +57,11 @@ class AnalyticGaussianEps(nn.Module):
         m, s = c[:, :1, : self.dim], c[:, 1:2, : self.dim]  # [N, 1, D]
         return (1 - a).sqrt() * (x - a.sqrt() * m) / (a * s**2 + 1 - a)
 
-    def modulations(self, t: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def time_embed(self, t: torch.Tensor) -> torch.Tensor:
+        """The steps' "embeddings": the timesteps themselves (the predictor needs the original index)."""
+        return t
+
+    def modulations_at(self, t: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The sampler's step-invariant precomputation: here just (t, c) per step, [K, N] and [K, N, H, Z]."""
         return t[:, None].expand(-1, c.shape[0]), c[None].expand(len(t), *c.shape)
 

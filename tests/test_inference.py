@@ -59,11 +59,37 @@ def test_same_request_same_motion_whatever_the_batch(model):
         seed=[1, 11, 2],
         steps=STEPS,
     )[1][0]
-    np.testing.assert_allclose(batched, alone, atol=1e-4)
+    np.testing.assert_array_equal(batched, alone)  # bit for bit (backend/model/rows.py)
     again = text_to_motion(model, ["a person waves"], frames=24, seed=11, steps=STEPS)[0][0]
     np.testing.assert_array_equal(again, alone)
     other_seed = text_to_motion(model, ["a person waves"], frames=24, seed=12, steps=STEPS)[0][0]
     assert np.abs(other_seed - alone).max() > 1e-3
+
+
+WORDS = "a person walks runs jumps forward then turns left right and waves both hands slowly in circle".split()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("guidance", [None, 1.0])
+def test_a_request_gives_the_same_motion_bit_for_bit_in_any_batch(model, threads, guidance):
+    """protocol.md "Same seed, same motion": each request of randomly composed batches (1-12 prompts of 1-30 words,
+    1-196 frames, 1 or 3 candidates, with and without guidance) equals the same request run alone, exactly."""
+    rng = np.random.default_rng(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(3):
+            size, candidates = int(rng.integers(1, 13)), int(rng.choice([1, 3]))
+            texts = [" ".join(rng.choice(WORDS, int(rng.integers(1, 31)))) for _ in range(size)]
+            frames = [int(rng.integers(1, 197)) for _ in range(size)]
+            seeds = [int(rng.integers(0, 2**32)) for _ in range(size)]
+            batched = text_to_motion(model, texts, frames, seeds, candidates, guidance, steps=3)
+            for index in rng.choice(size, min(size, 3), replace=False):
+                alone = text_to_motion(model, [texts[index]], frames[index], seeds[index], candidates, guidance, 3)
+                for got, expected in zip(batched[index], alone[0], strict=True):
+                    np.testing.assert_array_equal(got, expected)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_candidates_differ(model):

@@ -234,13 +234,14 @@ def test_limits(kind, fields, arrays, expected):
     else:
         error = refused(frames)
         assert (error.code, error.field) == expected
-        assert error.request_id == "r7"  # the error names its request
+        # the error names its request; a cancel's id names the job to cancel, so an error about it never does
+        assert error.request_id == (None if kind == "cancel" else "r7")
 
 
 def test_text_with_an_unpaired_surrogate_is_refused():
-    # json.dumps escapes it as \ud800, which JSON allows but UTF-8 cannot carry to the tokenizer
+    # json.dumps escapes it as \ud800, which JSON's grammar allows but no UTF-8 text (or reply) can carry
     error = refused([header("generate", "r", {"text": "walk \ud800", "frames": 20})])
-    assert (error.code, error.field) == ("bad_request", "text")
+    assert (error.code, error.field, error.request_id) == ("bad_request", "header", "r")
 
 
 def test_a_limit_error_states_the_limit():
@@ -354,3 +355,114 @@ def test_limits_travel_as_json():
     limits = Limits(max_frames=100, max_candidates=4)
     assert Limits.from_dict(json.loads(json.dumps(limits.to_dict()))) == limits
     assert Limits.from_dict({**limits.to_dict(), "from_a_newer_server": 1}) == limits
+
+
+# ------------------------------------------------------------------------------- protocol.md "Edge cases"
+
+
+def test_every_header_key_is_required():
+    for key in ("type", "id", "fields", "arrays"):
+        body = {"protocol": 1, "type": "generate", "id": "r1", "fields": {"text": "w", "frames": 5}, "arrays": []}
+        del body[key]
+        error = refused([json.dumps(body).encode()])
+        assert (error.code, error.field) == ("bad_request", key)
+        assert error.request_id == (None if key == "id" else "r1")
+
+
+def test_strict_json_duplicate_keys_byte_order_mark_depth_and_lone_surrogates():
+    duplicate = b'{"protocol": 1, "type": "hello", "type": "generate", "id": "d", "fields": {}, "arrays": []}'
+    assert (refused([duplicate]).code, refused([duplicate]).field) == ("bad_request", "header")
+    assert refused([b"\xef\xbb\xbf" + header("hello", "b")]).field == "header"
+    deepest = 1
+    for _ in range(DEFAULT_LIMITS.max_json_depth - 2):  # the header is level 1, fields level 2
+        deepest = [deepest]
+    assert decode_request([header("echo", "e", {"x": deepest})]).fields == {"x": deepest}
+    error = refused([header("echo", "e", {"x": [deepest]})])
+    assert (error.field, error.request_id) == ("header", "e") and "16 levels" in error.message
+    for where in ('{"x": "a\\udfffb"}', '{"\\ud800": 1}', '{"x": ["\\ud83d"]}'):
+        text = '{"protocol": 1, "type": "echo", "id": "s", "fields": ' + where + ', "arrays": []}'
+        assert (refused([text.encode()]).field, refused([text.encode()]).request_id) == ("header", "s")
+
+
+def test_echo_returns_any_bytes_nan_included():
+    raw = struct.pack("<4I", 0x7FC00000, 0x7FA00001, 0xFF800000, 0xFFFFFFFF)  # quiet NaN, signalling NaN, -inf, NaN
+    declared = [{"name": "p", "dtype": "<f4", "shape": [4]}]
+    assert decode_request([header("echo", "e", arrays=declared), raw]).arrays["p"].tobytes() == raw
+
+
+def test_absurd_zero_element_shapes_are_too_large():
+    for shape in ([2**62, 2**62, 0], [0, DEFAULT_LIMITS.max_message_bytes + 1]):
+        error = refused([header("echo", "z", arrays=[{"name": "a", "dtype": "|u1", "shape": shape}]), b""])
+        assert (error.code, error.field, error.request_id) == ("too_large", "a", "z")
+        assert str(DEFAULT_LIMITS.max_message_bytes) in error.message
+
+
+def test_an_error_never_carries_a_cancels_id_nor_a_pending_jobs_id():
+    malformed_cancel = refused([header("cancel", "job-1", {"why": "x"})])
+    assert (malformed_cancel.field, malformed_cancel.request_id) == ("why", None)
+    pending = {"job-1"}.__contains__
+    for frames in (
+        [header("hello", "job-1")],  # a valid request reusing the id
+        [header("generate", "job-1", {"text": "w", "frames": 999})],  # an invalid one
+        [header("hello", "job-1", protocol=2)],  # one for another version
+    ):
+        with pytest.raises(ProtocolError) as caught:
+            decode_request(frames, pending=pending)
+        assert caught.value.request_id is None
+    reuse = pytest.raises(ProtocolError)
+    with reuse as caught:
+        decode_request([header("echo", "job-1")], pending=pending)
+    assert (caught.value.code, caught.value.field) == ("bad_request", "id")
+    assert decode_request([header("cancel", "job-1")], pending=pending).id == "job-1"  # how a job is cancelled
+    assert decode_request([header("hello", "job-2")], pending=pending).id == "job-2"
+
+
+def test_a_reply_type_sent_as_a_request_is_a_bad_request():
+    for kind in ("info", "progress", "result", "cancelled", "error"):
+        error = refused([header(kind, "r")])
+        assert (error.code, error.field, error.request_id) == ("bad_request", "type", "r")
+
+
+def test_text_tokens_are_counted_before_acceptance_when_a_counter_is_given():
+    def words(text: str) -> int:
+        if "<ctl>" in text:
+            raise ValueError("contains the control token '<ctl>'")
+        return len(text.split())
+
+    limits = Limits(max_text_tokens=3)
+    ok = decode_request([header("generate", "t", {"text": "a b c", "frames": 5})], limits, text_tokens=words)
+    assert ok.fields["text"] == "a b c"
+    error = refused_with(words, limits, [header("generate", "t", {"text": "a b c d", "frames": 5})])
+    assert (error.field, error.message) == ("text", "text: 4 tokens; the limit is 3 (max_text_tokens)")
+    inbetween = {"features": features(3), "known": np.array([1, 0, 1], bool)}
+    error = refused_with(words, limits, encode(Message("inbetween", "i", {"text": "x <ctl>"}, inbetween)))
+    assert (error.field, error.request_id) == ("text", "i") and "<ctl>" in error.message
+
+
+def refused_with(text_tokens, limits: Limits, frames: list[bytes]) -> ProtocolError:
+    with pytest.raises(ProtocolError) as caught:
+        decode_request(frames, limits, text_tokens=text_tokens)
+    return caught.value
+
+
+def test_hello_client_limit_and_blank_client():
+    assert decode_request([header("hello", "h", {"client": "  "})]).fields == {}
+    error = refused([header("hello", "h", {"client": "x" * 201})])
+    assert (error.field, error.message) == ("client", "client: 201 characters; the limit is 200")
+
+
+def test_clip_length_errors_state_the_limit():
+    for frames in (0, 1, 197):
+        error = refused(encode(Message("caption", "c", {}, {"features": features(frames)})))
+        assert error.message == f"features: {frames} frames is outside 2..196"
+
+
+def test_a_bug_in_validation_is_an_internal_error_naming_the_request(monkeypatch):
+    import shared.protocol as protocol
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(protocol.REQUEST_VALIDATORS, "hello", broken)
+    error = refused([header("hello", "h1")])
+    assert (error.code, error.request_id) == ("internal", "h1") and "boom" in error.message

@@ -4,18 +4,19 @@ live server in the order written, get the documented replies (error texts to the
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
+from protocol_spec import documented_limits, examples, read_spec
 from serving import (
     WAIT_S,
     model_fixture,  # noqa: F401  (pytest fixture "model")
     running_server,
 )
 
+from backend.model.config import tiny_config
+from backend.service.admission import INFO_FIELDS, Admission
 from shared.protocol import (
     DEFAULT_LIMITS,
     ERROR_CODES,
@@ -23,32 +24,13 @@ from shared.protocol import (
     HEADER_KEYS,
     REPLY_TYPES,
     REQUEST_TYPES,
+    Limits,
     Message,
     ProtocolError,
     decode_reply,
-    decode_request,
 )
 
-DOC = Path(__file__).resolve().parents[1] / "shared" / "protocol.md"
-
-
-def doc_text() -> str:
-    return DOC.read_text(encoding="utf-8")
-
-
-def examples() -> list[dict]:
-    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", doc_text(), flags=re.S)]
-
-
-def table(section: str) -> dict[str, list[str]]:
-    """First-column name -> the other cells, for the table rows of one `## section`."""
-    body = doc_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in body.splitlines():
-        if line.startswith("| `"):
-            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
-            rows[cells[0].strip("`")] = cells[1:]
-    return rows
+ADMISSION = Admission.for_model(tiny_config())  # what the test server checks: the tiny model's limits and tokens
 
 
 def array_frames(header: dict) -> list[bytes]:
@@ -74,12 +56,25 @@ def declared(header: dict) -> list[tuple]:
 
 
 def test_the_tables_match_the_code():
-    assert set(table("Requests (client → server)")) == set(REQUEST_TYPES)
-    assert set(table("Replies (server → client)")) == set(REPLY_TYPES)
-    assert set(table("Messages")) >= HEADER_KEYS
-    assert {code: cells[0] for code, cells in table("Errors").items()} == ERROR_CODES
-    limits = {name: json.loads(cells[0]) for name, cells in table("Limits").items()}
-    assert limits == DEFAULT_LIMITS.to_dict()
+    spec = read_spec()
+    assert spec.request_types == list(REQUEST_TYPES)
+    assert spec.reply_types == list(REPLY_TYPES)
+    assert set(spec.final_replies) == {*FINAL_REPLY_TYPES, "heartbeat"}  # a heartbeat answers a heartbeat
+    assert list(spec.header_keys) == list(HEADER_KEYS)
+    assert spec.errors == ERROR_CODES
+    assert documented_limits() == DEFAULT_LIMITS.to_dict()
+    assert list(documented_limits()) == list(Limits.__dataclass_fields__)  # the same order: info lists them so
+    assert [f.name for f in spec.reply_fields if f.reply == "info"] == list(INFO_FIELDS)
+    assert {f.request for f in spec.fields} | {a.request for a in spec.arrays} <= set(REQUEST_TYPES)
+
+
+def test_the_default_limits_are_the_served_models():
+    """The Limits table's defaults that follow the model are the demo and official models' (192-token prompts,
+    196 frames, 1000 diffusion steps)."""
+    from backend.model.config import demo_config, official_config
+
+    for config in (demo_config(), official_config()):
+        assert Admission.for_model(config).limits == DEFAULT_LIMITS
 
 
 def split(messages: list[dict]) -> tuple[list[dict], dict, dict]:
@@ -109,11 +104,11 @@ def test_every_example_decodes_as_documented_and_every_type_has_one():
         )
         if final and final[-1]["type"] == "error":  # refused before any model work: by decode_request itself
             with pytest.raises(ProtocolError) as caught:
-                decode_request(frames_of(request))
+                ADMISSION.decode(frames_of(request), pending=lambda request_id: False)
             error = caught.value
             assert {"code": error.code, "message": error.message, "field": error.field} == final[-1]["fields"]
         else:
-            assert decode_request(frames_of(request)).type == request["type"]
+            assert ADMISSION.decode(frames_of(request), pending=lambda request_id: False).type == request["type"]
     for reply in [r for docs in replies.values() for r in docs] + [goodbye]:
         assert decode_reply(frames_of(reply)).type == reply["type"]
     documented = {m["type"] for m in requests} | {r["type"] for docs in replies.values() for r in docs}

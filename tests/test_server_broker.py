@@ -19,6 +19,7 @@ from serving import (
     wait_for,
 )
 
+from backend.model.config import tiny_config
 from backend.service.broker import Broker, BrokerConfig
 from backend.service.server import Server, ServerConfig
 
@@ -36,7 +37,7 @@ def models():
 
 @pytest.fixture
 def cluster(models):
-    broker = Broker(BrokerConfig(bind=LOOPBACK_ANY_PORT, heartbeat_s=HEARTBEAT_S, worker_timeout_s=1.0))
+    broker = Broker(tiny_config(), BrokerConfig(bind=LOOPBACK_ANY_PORT, heartbeat_s=HEARTBEAT_S, worker_timeout_s=1.0))
     broker.start()
     workers = [
         Server(model, ServerConfig(connect=broker.backend_address, name=f"w{i}", heartbeat_s=HEARTBEAT_S))
@@ -107,7 +108,7 @@ def test_a_lost_worker_fails_only_its_jobs_and_the_others_serve_on(cluster, gate
 
 
 def test_without_workers_jobs_are_unavailable_and_the_broker_stop_tells_the_client(models):
-    broker = Broker(BrokerConfig(bind=LOOPBACK_ANY_PORT, heartbeat_s=HEARTBEAT_S))
+    broker = Broker(tiny_config(), BrokerConfig(bind=LOOPBACK_ANY_PORT, heartbeat_s=HEARTBEAT_S))
     broker.start()
     try:
         with connected_client(broker.address, heartbeat_s=HEARTBEAT_S) as client:

@@ -78,3 +78,32 @@ def test_serve_without_a_model_says_so(monkeypatch, tmp_path, capsys):
     assert "demo model" in error and "--checkpoint" in error
     assert main(["serve", "--checkpoint", str(tmp_path / "missing.safetensors")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_serve_with_workers_refuses_like_a_server_and_its_info_has_every_documented_field(checkpoint):
+    """`serve --workers 2` (a broker and two worker processes): from its first moment the broker's info has the
+    documented fields and the model's limits, and it refuses a text over max_text_tokens before any job is
+    acknowledged, workers ready or not; then its workers serve."""
+    from protocol_spec import read_spec
+
+    child, address = spawn_server(
+        ["--bind", "tcp://127.0.0.1:*", "--checkpoint", str(checkpoint), "--device", "cpu", "--workers", "2"]
+    )
+    try:
+        with connected_client(address, timeout_s=20.0) as client:
+            info = client.request("hello", {}).fields
+            documented = [row.name for row in read_spec().reply_fields if row.reply == "info"]
+            assert sorted(info) == sorted(documented) and info["model"] == "tiny"
+            assert info["limits"]["max_text_tokens"] == 182 and info["parameters"] > 0
+            too_long = client.request("generate", {"text": "🦘" * 64, "frames": 20})  # 64 characters, 192 tokens
+            assert (too_long.fields["code"], too_long.fields["field"]) == ("bad_request", "text")
+            assert "the limit is 182" in too_long.fields["message"]
+            deadline = time.monotonic() + 120
+            while client.request("hello", {}).fields["workers"] < 2:
+                assert time.monotonic() < deadline, "the workers never became ready"
+                time.sleep(0.2)
+            result = client.request("generate", {"text": "a person walks", "frames": 20, "steps": 2})
+            assert result.type == "result" and result.arrays["motions"].shape == (1, 20, 263)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)

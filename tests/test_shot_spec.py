@@ -53,7 +53,7 @@ def with_(**extra):
 
 REFUSALS = [
     ({}, "segments", "required"),
-    ({"segments": []}, "segments", "must not be empty"),
+    ({"segments": []}, "segments", "none given; 1..24 are needed"),
     ({"segments": "walk"}, "segments", "must be a list"),
     ({"segments": [WALK] * 25}, "segments", "25 given; the limit is 24"),
     ({"segments": [{"text": " ", "seconds": 3}]}, "segments[0].text", "non-empty string"),

@@ -77,3 +77,41 @@ def test_padding_sides_and_positions():
 def test_too_long_prompt_is_refused():
     with pytest.raises(PromptTooLongError, match="limit is 192"):
         tokenize_batch(["walk " * 300], max_tokens=192)
+
+
+def test_a_texts_token_count_decides_whether_its_prompt_fits():
+    """The server checks `count_text_tokens(text) <= text_token_budget(config)` before it accepts a job; the oracle
+    is the model's own prompt tokenisation, which refuses exactly the prompts over 192 tokens."""
+    import random
+
+    from backend.model.config import demo_config
+    from backend.model.tokenizer import count_text_tokens
+    from backend.tasks.inference import ANSWER_SEPARATOR, text_token_budget
+
+    config = demo_config()
+    budget = text_token_budget(config)
+    assert budget == 182  # the published max_text_tokens (protocol.md)
+    template = ANSWER_SEPARATOR + motion_output_sequence(config.backbone.holders_per_motion) + "<|endoftext|>"
+    rng = random.Random(4)
+    alphabet = "abcdefghij XYZ.,;!?'\"-0123456789äöüéñ中文🦘🙂\n\t"
+    texts = ["walk " * n for n in (180, 181, 182, 183)] + ["🦘" * n for n in (60, 61, 62)]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400))) for _ in range(60)]
+    for text in (t.strip() for t in texts):
+        if not text:
+            continue
+        count = count_text_tokens(text)
+        fits = count <= budget
+        try:
+            ids = tokenize_batch([text + template], config.max_prompt_tokens).ids
+            assert fits and ids.shape[1] == count + len(load_tokenizer()(template)["input_ids"]), text[:40]
+        except PromptTooLongError:
+            assert not fits, text[:40]
+
+
+def test_a_text_spelling_a_control_token_is_refused():
+    from backend.model.tokenizer import CONTROL_TOKENS, ControlTokenError, count_text_tokens
+
+    for token in CONTROL_TOKENS:
+        with pytest.raises(ControlTokenError, match="control token"):
+            count_text_tokens(f"a person {token} walks")
+    assert count_text_tokens("a person <walks>") > 0

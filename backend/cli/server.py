@@ -102,9 +102,17 @@ def _worker_devices(device: str, workers: int) -> list[str]:
 
 def _serve_with_workers(args: argparse.Namespace) -> int:
     """A broker on --bind and N worker processes (each loads its own model) on a loopback backend."""
+    from backend.model.loading import read_checkpoint_config
     from backend.service.broker import Broker, BrokerConfig
 
-    broker = Broker(BrokerConfig(bind=args.bind, keys_dir=args.keys, heartbeat_s=args.heartbeat))
+    config = BrokerConfig(
+        bind=args.bind,
+        keys_dir=args.keys,
+        heartbeat_s=args.heartbeat,
+        queue_size=args.queue_size,
+        max_batch=args.max_batch,
+    )
+    broker = Broker(read_checkpoint_config(args.checkpoint), config)  # the model's limits and tokenizer, no weights
     address = broker.start()
     devices = _worker_devices(args.device, args.workers)
     threads = args.threads or max(1, available_cores() // args.workers)

@@ -167,6 +167,11 @@ def read_safetensors(path: str | Path) -> tuple[MotionGPT3Config, dict[str, torc
     """Our checkpoint format: (config from the JSON beside it, tensors)."""
     from safetensors.torch import load_file
 
+    return read_safetensors_config(path), load_file(str(path))
+
+
+def read_safetensors_config(path: str | Path) -> MotionGPT3Config:
+    """The config of our checkpoint format (the JSON beside the weights), without reading the weights."""
     path = Path(path)
     config_path = config_path_for(path)
     if not path.is_file():
@@ -174,7 +179,6 @@ def read_safetensors(path: str | Path) -> tuple[MotionGPT3Config, dict[str, torc
     if not config_path.is_file():
         raise CheckpointError(f"{path}: its config {config_path.name} is missing beside it")
     try:
-        config = MotionGPT3Config.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        return MotionGPT3Config.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{config_path}: {error}") from None
-    return config, load_file(str(path))

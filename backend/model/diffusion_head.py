@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from backend.model.config import MotionGPT3Config
+from backend.model.rows import ROW_MULTIPLE, pad_rows, stable_rows
 from backend.model.vae import LearnedPositions
 
 # The condition encoder's dropout is fixed upstream (`hiddenEmbedWithAtt(dropout=0.1)`), not a config size.
@@ -290,8 +291,16 @@ class SimpleMLPAdaLN(nn.Module):
 
     def modulations(self, t: torch.Tensor, cond_emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Sampling steps' original timesteps t [K] and cond_emb [N, L, W] -> AdaLN terms, each [K, N, L, W]."""
-        y = self.time_embed(t)[:, None, None, :] + cond_emb[None]  # [K, N, L, W]
-        return self._modulations_of(y)
+        return self.modulations_at(self.time_embed(t), cond_emb)
+
+    def modulations_at(self, step_embeddings: torch.Tensor, cond_emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`modulations` from the steps' timestep embeddings [K, W] (`time_embed(t)`). The K·N·L rows run as one
+        matmul padded to a multiple of 4 rows on the CPU (batch-invariant rounding, `rows.py`)."""
+        y = step_embeddings[:, None, None, :] + cond_emb[None]  # [K, N, L, W]
+        flat = y.reshape(-1, y.shape[-1])  # [K·N·L, W]
+        rows = flat.shape[0]
+        terms = self._modulations_of(pad_rows(flat, stable_rows(rows, flat.device)))
+        return tuple(term[:rows].reshape(*y.shape[:-1], term.shape[-1]) for term in terms)
 
     def denoise_modulated(self, x: torch.Tensor, terms: Sequence[torch.Tensor]) -> torch.Tensor:
         """x [N, L, D] and one step's AdaLN terms (each [N, L, W]) -> ε̂ [N, L, D]."""
@@ -399,10 +408,17 @@ class DiffusionHead(nn.Module):
             raise ValueError("classifier-free guidance (guidance_scale != 1) needs null_cond")
         chain = self.sampling_schedule(steps)
         b, device = cond.shape[0], cond.device
+        # Batch-invariant rows on the CPU (`rows.py`): the chain runs x rows [2X, ...] under CFG (X even) and the
+        # condition encoder a multiple of 4 rows (C conditional + the null one); the extra rows copy row 0 and
+        # their samples are dropped.
+        x_rows = stable_rows(b, device, 2 if guided else ROW_MULTIPLE)
+        cond = pad_rows(cond, stable_rows(x_rows + guided, device) - guided)  # [C, H, Z], C >= X
         if guided:  # the null condition is the same for every row: encoded (and AdaLN-projected) once
-            cond = torch.cat([cond, null_cond.to(cond.dtype)[None]])  # [B+1, H, Z]
-        cond_emb = self.net.cond_embed(cond)  # [B or B+1, L, W], computed once (independent of x, t)
+            cond = torch.cat([cond, null_cond.to(cond.dtype)[None]])  # [C+1, H, Z], the null row last
+        cond_emb = self.net.cond_embed(cond)  # [C or C+1, L, W], computed once (independent of x, t)
         noise = draw_chain_noise(chain.num_steps, (b, *self.target_shape), generator, device)  # [K, B, L, D]
+        if x_rows > b:
+            noise = torch.cat([noise, noise.new_zeros(noise.shape[0], x_rows - b, *noise.shape[2:])], dim=1)
         if device.type == "cuda" and self.cuda_graphs:
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"diffusion sampling cancelled after 0 of {chain.num_steps} steps")
@@ -411,7 +427,7 @@ class DiffusionHead(nn.Module):
                 progress(chain.num_steps, chain.num_steps)
         else:
             x = self._denoise_chain(cond_emb, noise, chain, guidance_scale, progress, should_cancel)
-        return x.to(cond.dtype)
+        return x[:b].to(cond.dtype)
 
     def _denoise_chain(
         self,
@@ -422,13 +438,18 @@ class DiffusionHead(nn.Module):
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
-        """The sampling loop: cond_emb [B, L, W], or [B+1, L, W] under CFG (last row: the null condition's),
-        noise [K, B, L, D] from `draw_chain_noise` (x_T, then the noise of steps K−1 … 1) -> x_0 [B, L, D] float32.
+        """The sampling loop: cond_emb [C, L, W] (C >= B), or [C+1, L, W] under CFG (last row: the null
+        condition's), noise [K, B, L, D] from `draw_chain_noise` (x_T, then the noise of steps K−1 … 1) -> x_0
+        [B, L, D] float32; row i of x is conditioned on row i of cond_emb.
 
-        Under CFG the network runs on [x; x] against [cond rows; B copies of the null row] in one call."""
+        Under CFG the network runs on [x; x] against [cond rows; B copies of the null row] in one call. The
+        timestep embeddings of the whole chain are computed in one call, so their numbers do not depend on how
+        many steps the batch size lets one AdaLN call cover."""
         total, guided = chain.num_steps, guidance_scale != 1.0
         b = noise.shape[1]
+        cond_emb = torch.cat([cond_emb[:b], cond_emb[-1:]]) if guided else cond_emb[:b]  # the rows x needs
         order = chain.sampling_order(cond_emb.device)  # [K]
+        step_embeddings = self.net.time_embed(order)  # [K, W]
         per_call = max(1, STEP_CONDITION_ROWS // cond_emb.shape[0])  # steps whose AdaLN terms one call computes
         x, terms = noise[0], ()
         for j in range(total):
@@ -436,9 +457,9 @@ class DiffusionHead(nn.Module):
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled(f"diffusion sampling cancelled after {j} of {total} steps")
             if j % per_call == 0:
-                terms = self.net.modulations(order[j : j + per_call], cond_emb)  # each [c, B or B+1, L, W]
+                terms = self.net.modulations_at(step_embeddings[j : j + per_call], cond_emb)  # each [c, C(+1), L, W]
                 if guided:  # the null row repeated for the B unconditional rows: each [c, 2B, L, W]
-                    terms = [torch.cat([t[:, :b], t[:, b:].expand(-1, b, *t.shape[2:])], dim=1) for t in terms]
+                    terms = [torch.cat([t[:, :b], t[:, -1:].expand(-1, b, *t.shape[2:])], dim=1) for t in terms]
             x_in = torch.cat([x, x]) if guided else x
             eps = self.net.denoise_modulated(x_in.to(cond_emb.dtype), [t[j % per_call] for t in terms]).float()
             if guided:

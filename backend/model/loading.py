@@ -6,7 +6,13 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_state_dict_strict, read_official_checkpoint, read_safetensors
+from .checkpoint import (
+    CheckpointError,
+    load_state_dict_strict,
+    read_official_checkpoint,
+    read_safetensors,
+    read_safetensors_config,
+)
 from .config import MotionGPT3Config, official_config
 from .motiongpt3 import MotionGPT3
 
@@ -38,6 +44,16 @@ def read_checkpoint(path: str | Path) -> tuple[MotionGPT3Config, dict[str, torch
         return read_safetensors(path)
     if path.suffix in (".ckpt", ".pt", ".pth"):
         return official_config(), read_official_checkpoint(path)
+    raise CheckpointError(f"{path}: unknown checkpoint type (expected .ckpt or .safetensors)")
+
+
+def read_checkpoint_config(path: str | Path | None) -> MotionGPT3Config:
+    """The config of the model a checkpoint holds (None = the embedded demo model), without reading weights."""
+    path = Path(EMBEDDED_MODEL if path is None else path)
+    if path.suffix == ".safetensors":
+        return read_safetensors_config(path)
+    if path.suffix in (".ckpt", ".pt", ".pth"):
+        return official_config()
     raise CheckpointError(f"{path}: unknown checkpoint type (expected .ckpt or .safetensors)")
 
 

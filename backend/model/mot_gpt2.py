@@ -96,17 +96,32 @@ class MoTBlock(nn.Module):
         routing: Routing,
         attn_mask: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,
+        row_lengths: list[int] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """h [B, S, D]; attn_mask [B, 1, S, S_past + S] bool (True = may attend) -> (h, (k, v) incl. past)."""
+        """h [B, S, D]; attn_mask [B, 1, S, S_past + S] bool (True = may attend) -> (h, (k, v) incl. past).
+
+        `row_lengths` (right-padded rows without a cache): each row attends over its own real tokens only, in a
+        call of its own length, so its numbers are those of the prompt alone (attention over masked padding
+        keys rounds differently as the padded width changes); padded positions get zeros."""
         b, s, d = h.shape
         q, k, v = self.c_attn(self.ln_1(h, routing), routing).split(d, dim=-1)
         q, k, v = (t.view(b, s, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))  # [B, H, S, hd]
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        dropout = self.attn_dropout if self.training else 0.0
         # Scale 1/sqrt(head_dim) is SDPA's default, as in GPT-2.
-        o = functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_dropout if self.training else 0.0
-        )
+        if row_lengths is None:
+            o = functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+        else:
+            o = q.new_zeros(q.shape)
+            for row, n in enumerate(row_lengths):
+                o[row : row + 1, :, :n] = functional.scaled_dot_product_attention(
+                    q[row : row + 1, :, :n],
+                    k[row : row + 1, :, :n],
+                    v[row : row + 1, :, :n],
+                    attn_mask=attn_mask[row : row + 1, :, :n, :n],
+                    dropout_p=dropout,
+                )
         o = o.transpose(1, 2).reshape(b, s, d)
         h = h + self.resid_dropout(self.c_proj(o, routing))
         h = h + self.mlp(self.ln_2(h, routing), routing)
@@ -313,10 +328,22 @@ class MoTGPT2(nn.Module):
         allowed = (k_idx <= q_idx) & (key_real | (k_idx == q_idx))  # [B, S, S_total]
         attn_mask = allowed[:, None]  # [B, 1, S, S_total], broadcast over heads
 
+        per_row = past_key_values is None and b > 1 and not self.training  # inference prefill (batch-invariant)
+        row_lengths = _right_padded_lengths(attention_mask) if per_row else None
         h = self.transformer.drop(inputs_embeds + self.transformer.wpe(position_ids))
         new_past = []
         for i, block in enumerate(self.transformer.h):
-            h, kv = block(h, routing, attn_mask, None if past_key_values is None else past_key_values[i])
+            past = None if past_key_values is None else past_key_values[i]
+            h, kv = block(h, routing, attn_mask, past, row_lengths)
             new_past.append(kv)
         h = self.transformer.ln_f(h, routing)
         return h, (tuple(new_past) if use_cache else None)
+
+
+def _right_padded_lengths(attention_mask: torch.Tensor) -> list[int] | None:
+    """Each row's real length when every row is real tokens then padding (right padding), else None."""
+    lengths = attention_mask.sum(dim=1)  # [B]
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    if not bool(((positions[None, :] < lengths[:, None]) == attention_mask.bool()).all()):
+        return None
+    return lengths.tolist()

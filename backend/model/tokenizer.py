@@ -5,6 +5,7 @@ Token ids are fixed by the official checkpoint (MOTIONGPT3_SPEC.md §2.1) and ch
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +35,19 @@ EXPECTED_IDS = {
 }
 
 
+CONTROL_TOKENS = (EOS, SOM, EOM, MASKED_MOTION, PAD_MOTION, HOLDER_OUTPUT, HOLDER_INPUT)
+
+# The fast tokenizer is shared by the server's I/O thread (validating texts) and its model thread; transformers may
+# adjust the Rust tokenizer's settings inside a call, which two threads must not do at once.
+_TOKENIZER_LOCK = threading.Lock()
+
+
 class PromptTooLongError(ValueError):
     """A prompt does not fit the model's prompt length."""
+
+
+class ControlTokenError(ValueError):
+    """A user's text spells one of the model's control tokens (the tokenizer would read it as that token)."""
 
 
 @lru_cache(maxsize=2)
@@ -53,6 +65,28 @@ def load_tokenizer(folder: str | Path = TOKENIZER_DIR) -> Any:
     if ids != EXPECTED_IDS or tokenizer.convert_tokens_to_ids(EOS) != EOS_ID:
         raise RuntimeError(f"tokenizer in {folder} gives motion token ids {ids}, expected {EXPECTED_IDS}")
     return tokenizer
+
+
+def token_ids(text: str) -> list[int]:
+    """The token ids of a text, control tokens included, without BOS/EOS added."""
+    tokenizer = load_tokenizer()
+    with _TOKENIZER_LOCK:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def decode_ids(ids: list[int]) -> str:
+    """Token ids -> text, control tokens dropped."""
+    tokenizer = load_tokenizer()
+    with _TOKENIZER_LOCK:
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def count_text_tokens(text: str) -> int:
+    """How many tokens a user's text takes in a prompt; ControlTokenError when it spells a control token."""
+    for token in CONTROL_TOKENS:
+        if token in text:
+            raise ControlTokenError(f"contains the model's control token {token!r}")
+    return len(token_ids(text))
 
 
 def motion_input_sequence(holders: int) -> str:
@@ -84,8 +118,7 @@ def tokenize_batch(
 ) -> TokenBatch:
     """Tokenize and pad to the longest prompt (or, with `pad_to_max`, to `max_tokens` as upstream does); positions
     count real tokens from 0 (right or left padding)."""
-    tokenizer = load_tokenizer()
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    encoded = [token_ids(p) for p in prompts]
     for prompt, ids in zip(prompts, encoded, strict=True):
         if len(ids) > max_tokens:
             raise PromptTooLongError(

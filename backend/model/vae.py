@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional
 
 from backend.model.config import VaeConfig
+from backend.model.rows import pad_rows, stable_rows
 
 # Layout: the public API is batch-first ([B, T, ...]); inside, sequences are sequence-first ([S, B, D]) like
 # upstream `mld_vae.py`, so the torch transformer layers run with batch_first=False (no fused fast path).
@@ -69,12 +70,35 @@ def decoder_layer_one_memory_token(
 ) -> torch.Tensor:
     """`layer(x, memory, tgt_key_padding_mask=...)` of a post-norm layer in eval mode, for a one-token memory
     [1, B, D]: softmax over a single key weighs it exactly 1 for every query, so the cross-attention output is
-    out_proj(V(memory)) at every frame; no query/key projections or attention over T frames are computed."""
-    x = layer.norm1(x + layer._sa_block(x, None, tgt_key_padding_mask))
+    out_proj(V(memory)) at every frame; no query/key projections or attention over T frames are computed.
+
+    Batch-invariant (`rows.py`): each clip's self-attention runs over its own frames only (attention over masked
+    padding frames rounds differently as the padded length changes), and the cross-attention's few rows are
+    padded to a multiple of 4, so a clip decodes to the same numbers alone or batched with clips of any length."""
+    lengths = (~tgt_key_padding_mask).sum(dim=1).tolist()  # [B] real frames per clip
+    x = layer.norm1(x + _self_attention_per_clip(layer.self_attn, x, lengths))
     attention, d = layer.multihead_attn, layer.multihead_attn.embed_dim
+    batch = memory.shape[1]
+    memory = pad_rows(memory, stable_rows(batch, memory.device), dim=1)
     values = functional.linear(memory, attention.in_proj_weight[2 * d :], attention.in_proj_bias[2 * d :])  # [1, B, D]
-    x = layer.norm2(x + attention.out_proj(values))  # broadcast over the T frames
+    x = layer.norm2(x + attention.out_proj(values)[:, :batch])  # broadcast over the T frames
     return layer.norm3(x + layer._ff_block(x))
+
+
+def _self_attention_per_clip(attention: nn.MultiheadAttention, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """`attention(x, x, x, key_padding_mask)` [T, B, D] in eval mode, the clips of each length attending over their
+    own frames in one call of that length (projections batched); frames beyond a clip's length get out_proj(0)."""
+    frames, batch, width = x.shape
+    heads = attention.num_heads
+    qkv = functional.linear(x, attention.in_proj_weight, attention.in_proj_bias)  # [T, B, 3D]
+    out = x.new_zeros(frames, batch, width)
+    for n in sorted(set(lengths)):
+        clips = [clip for clip, length in enumerate(lengths) if length == n]
+        rows = qkv[:n, clips] if len(clips) < batch else qkv[:n]  # [n, G, 3D]
+        q, k, v = rows.reshape(n, len(clips), 3, heads, width // heads).permute(2, 1, 3, 0, 4)  # each [G, H, n, hd]
+        attended = functional.scaled_dot_product_attention(q, k, v)  # [G, H, n, hd]
+        out[:n, clips] = attended.permute(2, 0, 1, 3).reshape(n, len(clips), width)
+    return attention.out_proj(out)
 
 
 class MotionVae(nn.Module):

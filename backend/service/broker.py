@@ -8,7 +8,9 @@ Workers are `Server`s in worker mode: their DEALER connects to the broker's back
 `info` control messages (identity frame empty) every heartbeat; the broker answers each with a heartbeat and
 forgets a worker that has been silent for `worker_timeout_s`, failing its jobs with `internal`. A worker that stops
 gracefully answers its own jobs and then sends a `shutting_down` control error. The broker validates every client
-message with the same `decode_request` as the workers, and answers hello, heartbeat and echo itself.
+message through the same admission as a server (`backend.service.admission`: the model's limits, the tokenizer
+counting texts, pending ids) and answers hello, heartbeat and echo itself, so a client cannot tell it from a server.
+The broker knows the model from its config alone (limits, tokenizer, parameter count from a weightless copy).
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ from typing import Any
 
 import zmq
 
+from backend.model.config import MotionGPT3Config
+from backend.service.admission import Admission, immediate_reply
 from backend.service.endpoint import RecentClients, bind_router, run_loop, send_frames, send_message
 from backend.service.security import DEFAULT_ADDRESS, check_bind
-from backend.service.server import CONTROL, backend_version, process_rss_bytes
+from backend.service.server import CONTROL, ServerConfig, backend_version, process_rss_bytes
+from shared.motion.humanml3d import FPS
 from shared.protocol import (
-    DEFAULT_LIMITS,
     FINAL_REPLY_TYPES,
     JOB_TYPES,
     PROTOCOL_VERSION,
     Limits,
     Message,
     ProtocolError,
-    decode_request,
     encode,
     error_message,
     parse_header,
@@ -54,6 +57,8 @@ class BrokerConfig:
     heartbeat_s: float = 1.0
     worker_timeout_s: float = 5.0
     max_clients: int = 1024
+    queue_size: int = ServerConfig.queue_size  # each worker's (the broker starts its workers with these)
+    max_batch: int = ServerConfig.max_batch
 
 
 @dataclass
@@ -70,11 +75,24 @@ class WorkerEntry:
         return int(self.info.get("queue_size", 1)) + int(self.info.get("max_batch", 1))
 
 
+def parameter_count(config: MotionGPT3Config) -> int:
+    """The model's parameter count from its config alone (a copy on the meta device: no weights, no memory)."""
+    import torch
+
+    from backend.model.motiongpt3 import MotionGPT3
+
+    with torch.device("meta"):
+        return sum(parameter.numel() for parameter in MotionGPT3(config).parameters())
+
+
 class Broker:
     """Runs on its own thread: `start()` returns the client address; `backend_address` is where workers connect."""
 
-    def __init__(self, config: BrokerConfig = BrokerConfig()) -> None:
+    def __init__(self, model: MotionGPT3Config, config: BrokerConfig = BrokerConfig()) -> None:
         self.config = config
+        self.model = model
+        self.admission = Admission.for_model(model)
+        self._parameters = parameter_count(model)
         self.address: str | None = None
         self.backend_address: str | None = None
         self.workers: dict[bytes, WorkerEntry] = {}
@@ -89,7 +107,7 @@ class Broker:
 
     def start(self) -> str:
         front, self.address, self._authenticator = bind_router(
-            self._context, self.config.bind, self.config.keys_dir, DEFAULT_LIMITS
+            self._context, self.config.bind, self.config.keys_dir, self.limits
         )
         check_bind(self.config.backend, None)  # workers are local: the backend never leaves this machine
         back = self._context.socket(zmq.ROUTER)
@@ -109,10 +127,8 @@ class Broker:
 
     @property
     def limits(self) -> Limits:
-        """The workers' limits (they serve the same model), or the defaults before any has joined."""
-        for worker in self.workers.values():
-            return Limits.from_dict(worker.info.get("limits", {}))
-        return DEFAULT_LIMITS
+        """The model's limits (its workers serve the same model, and check the same)."""
+        return self.admission.limits
 
     # ------------------------------------------------------------------------------------------ loop
 
@@ -128,17 +144,13 @@ class Broker:
         identity, body = frames[0], frames[1:]
         self._clients.saw(identity)
         try:
-            request = decode_request(body, self.limits)
+            request = self.admission.decode(body, pending=lambda request_id: (identity, request_id) in self._routes)
         except ProtocolError as error:
             send_message(front, identity, error.to_message())
             return
         kind, key = request.type, (identity, request.id)
-        if kind == "hello":
-            send_message(front, identity, Message("info", request.id, self._info()))
-        elif kind == "heartbeat":
-            send_message(front, identity, Message("heartbeat", request.id))
-        elif kind == "echo":
-            send_message(front, identity, Message("echo", request.id, request.fields, request.arrays))
+        if (reply := immediate_reply(request, self._info)) is not None:
+            send_message(front, identity, reply)
         elif kind == "cancel":
             if key in self._routes:
                 send_frames(back, [self._routes[key], identity, *body])
@@ -147,9 +159,9 @@ class Broker:
 
     def _dispatch(self, front: zmq.Socket, back: zmq.Socket, key: Key, body: list[bytes]) -> None:
         identity, request_id = key
-        if key in self._routes:
-            message = f"id: {request_id} is already a pending request of this client"
-            send_message(front, identity, error_message("bad_request", message, "id", request_id))
+        if key in self._routes:  # admission refuses pending ids first; kept for safety, without the id (see reply_id)
+            message = f"id: {request_id!r} is the id of one of this client's pending requests"
+            send_message(front, identity, error_message("bad_request", message, "id", None))
             return
         free = [w for w in self.workers.values() if len(w.jobs) < w.capacity]
         if not free:
@@ -208,22 +220,29 @@ class Broker:
                 send_message(front, identity, error_message("internal", reason, None, request_id))
 
     def _info(self) -> dict[str, Any]:
+        """The same fields as a server's info (shared/protocol.md): the model's from its config, `device` the
+        ready workers' devices (null while none is ready), `stats` summed over the workers and the broker."""
         workers = list(self.workers.values())
-        base = dict(workers[0].info) if workers else {"model": None, "device": None, "tasks": []}
         stats = [w.info.get("stats", {}) for w in workers]
         totals = {key: sum(s.get(key) or 0 for s in stats) for key in ("queued", "running", "done", "rss_bytes")}
         totals["rss_bytes"] += process_rss_bytes() or 0  # the workers' and the broker's own
         totals["uptime_s"] = round(time.monotonic() - self._started_s, 3)
+        devices = sorted({str(w.info.get("device")) for w in workers})
         return {
-            **base,
             "server": "motiongpt3-broker",
             "version": backend_version(),
             "protocol": PROTOCOL_VERSION,
+            "name": self.address,
+            "model": self.model.name,
+            "parameters": self._parameters,
+            "device": ", ".join(devices) if devices else None,
+            "tasks": list(JOB_TYPES),
+            "fps": FPS,
             "limits": self.limits.to_dict(),
             "heartbeat_s": self.config.heartbeat_s,
+            "queue_size": self.config.queue_size,
+            "max_batch": self.config.max_batch,
             "workers": len(workers),
-            "devices": [w.info.get("device") for w in workers],
-            "name": self.address,
             "stats": totals,
         }
 

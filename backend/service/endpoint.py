@@ -14,7 +14,7 @@ from typing import Any
 import zmq
 
 from backend.service.security import check_bind, secure_server_socket
-from shared.protocol import Limits, Message, encode
+from shared.protocol import Limits, Message, encode, error_message
 
 log = logging.getLogger("motiongpt3.server")
 
@@ -46,8 +46,14 @@ def bind_router(
 
 def send_message(socket: zmq.Socket, identity: bytes, message: Message) -> None:
     """Route a message to `identity` without blocking; a client that is gone or not reading loses it (as ROUTER
-    semantics have it)."""
-    send_frames(socket, [identity, *encode(message)])
+    semantics have it). A reply that cannot be encoded (a bug: admission lets through only what encodes) is
+    replaced by an `internal` error, so that the request still gets its one answer."""
+    try:
+        frames = encode(message)
+    except ValueError as error:
+        log.exception("cannot encode a %s reply", message.type)
+        frames = encode(error_message("internal", f"the reply could not be encoded: {error}"[:300], None, message.id))
+    send_frames(socket, [identity, *frames])
 
 
 def send_frames(socket: zmq.Socket, frames: list[bytes]) -> None:

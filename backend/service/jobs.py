@@ -77,6 +77,11 @@ class JobTable:
             self._changed.notify_all()
             return len(self._queue) - 1
 
+    def pending(self, key: tuple[bytes, str]) -> bool:
+        """Whether the client has a job with this id that has not had its final reply."""
+        with self._changed:
+            return key in self._jobs
+
     def cancel(self, key: tuple[bytes, str]) -> Job | None:
         """A queued job is removed and returned (its canceller replies); a running one is flagged for the worker
         (which replies); an unknown or finished one is ignored."""

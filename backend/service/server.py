@@ -1,8 +1,9 @@
 """The MotionGPT3 backend service: a ZeroMQ ROUTER front, a bounded job queue with micro-batching, and one worker
 thread that owns the model.
 
-Threads: the I/O thread owns the sockets. It validates every message (`shared.protocol.decode_request`), answers
-hello / heartbeat / echo / cancel itself, queues jobs, and forwards what the worker sends over an inproc pipe. The
+Threads: the I/O thread owns the sockets. It validates every message (`backend.service.admission`: the protocol's
+checks with the model's limits and token counter, before anything is acknowledged), answers hello / heartbeat /
+echo / cancel itself, queues jobs, and forwards what the worker sends over an inproc pipe. The
 worker thread takes micro-batches from the `JobTable` and runs them through `backend.service.tasks`, reporting
 progress and checking for cancellation between network steps. A job that crashes a batch is isolated by running
 the batch's jobs one by one, so the crash becomes an `internal` error for that job only.
@@ -27,10 +28,11 @@ from typing import Any
 
 import zmq
 
+from backend.service.admission import Admission, immediate_reply
 from backend.service.endpoint import RecentClients, bind_router, drain, run_loop, send_frames, send_message
 from backend.service.jobs import DuplicateJob, Job, JobTable, QueueFull
 from backend.service.security import DEFAULT_ADDRESS
-from backend.service.tasks import TASK_RUNNERS, model_limits, request_error
+from backend.service.tasks import TASK_RUNNERS, request_error
 from backend.tasks.inference import GenerationCancelled, TaskControl
 from shared.motion.humanml3d import FPS
 from shared.protocol import (
@@ -39,7 +41,6 @@ from shared.protocol import (
     Limits,
     Message,
     ProtocolError,
-    decode_request,
     encode,
     error_message,
 )
@@ -92,7 +93,7 @@ class Server:
     def __init__(self, model: Any, config: ServerConfig = ServerConfig(), limits: Limits | None = None) -> None:
         self.model = model
         self.config = config
-        self.limits = limits or model_limits(model)
+        self.admission = Admission.for_model(model.config, limits)
         self.name = config.name or f"{socketlib.gethostname()}:{os.getpid()}"
         self.address: str | None = None
         self.stats: Counter[str] = Counter()
@@ -167,6 +168,10 @@ class Server:
                 signal.signal(sig, handler)
 
     @property
+    def limits(self) -> Limits:
+        return self.admission.limits
+
+    @property
     def device(self) -> str:
         return str(getattr(self.model, "device", "cpu"))
 
@@ -211,7 +216,7 @@ class Server:
             self._clients.saw(identity)
         self.stats["messages"] += 1
         try:
-            request = decode_request(body, self.limits)
+            request = self.admission.decode(body, pending=lambda request_id: self._jobs.pending((identity, request_id)))
         except ProtocolError as error:
             self.stats["refused"] += 1
             self._send(front, identity, error.to_message())
@@ -220,16 +225,13 @@ class Server:
             self._on_request(front, identity, request)
         except Exception as error:  # a bug here must not take the service down
             log.exception("handling %s %s", request.type, request.id)
-            self._send(front, identity, error_message("internal", f"{type(error).__name__}: {error}", None, request.id))
+            request_id = None if request.type == "cancel" else request.id
+            self._send(front, identity, error_message("internal", f"{type(error).__name__}: {error}", None, request_id))
 
     def _on_request(self, front: zmq.Socket, identity: bytes, request: Message) -> None:
         kind, request_id = request.type, request.id
-        if kind == "hello":
-            self._send(front, identity, Message("info", request_id, self._info()))
-        elif kind == "heartbeat":
-            self._send(front, identity, Message("heartbeat", request_id))
-        elif kind == "echo":
-            self._send(front, identity, Message("echo", request_id, request.fields, request.arrays))
+        if (reply := immediate_reply(request, self._info)) is not None:
+            self._send(front, identity, reply)
         elif kind == "cancel":
             job = self._jobs.cancel((identity, request_id))
             if job is not None and self._jobs.finish(job):
@@ -245,9 +247,9 @@ class Server:
             message = f"the job queue is full ({self.config.queue_size} jobs waiting); try again later"
             self._send(front, job.identity, error_message("busy", message, None, request_id))
             return
-        except DuplicateJob:
-            message = f"id: {request_id} is already a pending request of this client"
-            self._send(front, job.identity, error_message("bad_request", message, "id", request_id))
+        except DuplicateJob:  # admission refuses pending ids first; kept for safety, without the id (see reply_id)
+            message = f"id: {request_id!r} is the id of one of this client's pending requests"
+            self._send(front, job.identity, error_message("bad_request", message, "id", None))
             return
         self.stats["accepted"] += 1
         progress = {"stage": "queued", "step": 0, "total": 0, "eta_s": None, "position": ahead}

@@ -11,21 +11,11 @@ from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
 from backend.tasks import inference, long_clips, shot
 from shared.motion.shot_math import constraint_errors
-from shared.protocol import SHOT_FIELDS, Limits, Message
+from shared.protocol import SHOT_FIELDS, Message
 from shared.shot import ShotError, shot_from_dict
 
 Output = tuple[dict[str, Any], dict[str, np.ndarray]]  # result fields, result arrays
 TaskRunner = Callable[[MotionGPT3, Sequence[Message], inference.TaskControl], list[Output]]
-
-
-def model_limits(model: MotionGPT3) -> Limits:
-    """The protocol limits this model can serve (lengths at 20 fps, diffusion steps)."""
-    config = model.config
-    return Limits(
-        max_frames=config.max_frames,
-        max_clip_frames=config.max_frames,
-        max_steps=config.diffusion.num_timesteps,
-    )
 
 
 def _motions(candidates: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -107,7 +97,8 @@ TASK_RUNNERS: dict[str, TaskRunner] = {
 
 
 def request_error(error: Exception) -> tuple[str, str | None] | None:
-    """(message, field) when the model refused the request itself (a bad request); None for a crash."""
+    """(message, field) when the model refused the request itself (a bad request); None for a crash. Admission
+    checks every limit before a job is acknowledged, so this is a second line of defence."""
     if isinstance(error, PromptTooLongError):
         return str(error), "text"
     if isinstance(error, ShotError):

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.model.config import EOM_ID, EOS_ID, SOM_ID
+from backend.model.config import EOM_ID, EOS_ID, SOM_ID, MotionGPT3Config
 from backend.model.diffusion_head import GenerationCancelled
 from backend.model.inputs import TaskError, request_generator
 from backend.model.inputs import check_clip as _check_clip
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import (
     EOS,
-    load_tokenizer,
+    decode_ids,
     masked_motion_span,
     motion_input_sequence,
     motion_output_sequence,
+    token_ids,
     tokenize_batch,
 )
 
@@ -80,6 +81,14 @@ def _check_frames(model: MotionGPT3, frames: int, name: str = "frames") -> int:
     if not 1 <= frames <= limit:
         raise TaskError(f"{name}: {frames} is outside 1..{limit} frames ({limit / model.config.fps:g} s at 20 fps)")
     return max(frames, model.config.min_frames)
+
+
+def text_token_budget(config: MotionGPT3Config) -> int:
+    """Tokens a user's text may take: the model's prompt length minus the text-to-motion template around it (the
+    same template carries an in-between's text). Tokens add up: a trimmed text ends in a non-space, so the
+    template's leading white space never merges with it (the GPT-2 pre-tokenizer splits them)."""
+    template = ANSWER_SEPARATOR + motion_output_sequence(config.backbone.holders_per_motion) + EOS
+    return config.max_prompt_tokens - len(token_ids(template))
 
 
 def text_to_motion_prompt(model: MotionGPT3, text: str) -> str:
@@ -210,7 +219,7 @@ def motion_to_text(
 
 def caption_text(tokens: list[int]) -> str:
     """Generated token ids (without EOS) -> the caption: special tokens dropped, one line, quotes stripped."""
-    text = load_tokenizer().decode(tokens, skip_special_tokens=True)
+    text = decode_ids(tokens)
     return text.replace("\n", " ").strip().strip('"').strip()
 
 
@@ -328,7 +337,7 @@ def inbetween(
     control: TaskControl = NO_CONTROL,
     text: str | None = None,
 ) -> list[np.ndarray]:
-    """Fill the unknown frames of a raw clip; known frames come back unchanged.
+    """Fill the unknown frames of a raw clip; known frames come back unchanged (bit for bit).
 
     The first and last known blocks are the prompt's head and tail (upstream's fixed 25 %/75 % windows are the
     special case `known = [0, a) ∪ [b, L)`); the generated full-length latent is then refined by gradient
@@ -362,8 +371,9 @@ def inbetween(
         refined = _refine_to_keys(model, latent, target, known, refine_steps, control, gap_weight)
         residual = (target - refined).cpu().numpy()
         blended = refined.cpu().numpy() + _residual_blend(known, residual, fade_frames)
-        blended[known] = target.cpu().numpy()[known]
-        results.append(model.denormalize(torch.as_tensor(blended, device=model.device)).cpu().numpy())
+        motion = model.denormalize(torch.as_tensor(blended, device=model.device)).cpu().numpy()
+        motion[known] = clip[known]  # exactly as sent (normalising there and back moves them by float rounding)
+        results.append(motion)
     return results
 
 
