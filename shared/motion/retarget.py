@@ -15,20 +15,14 @@ import numpy as np
 from . import axes, ik
 from .align import yaw_matrix
 from .bone_map import BoneMap
+from .proportions import Proportions, to_rig
 from .rig_joints import is_left_alone, joints_from_bones
-from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, depth_first_order, tpose_joints
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS
 
 _PARENT_INDEX = np.maximum(np.array(PARENTS), 0)
 _FEET = [*FOOT_LEFT, *FOOT_RIGHT]  # l_ankle, l_ball, r_ankle, r_ball: the order of the contact labels
 _LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # hip, knee, ankle, ball per side, contact labels 2k, 2k+1
 
-
-def _standing_height(joints: np.ndarray) -> float:
-    """Pelvis height above the lowest foot joint of a (22, 3) Y-up rest pose."""
-    return float(joints[0, 1] - joints[_FEET, 1].min())
-
-
-SMPL_STANDING_HEIGHT = _standing_height(tpose_joints())  # metres: the leg length decoded motion is made for
 SNAP_YAW = np.radians(10.0)  # a rest facing this close to an axis is taken as facing along it
 
 
@@ -128,22 +122,8 @@ def character_frame(world_from_armature: np.ndarray, metres_per_unit: float, res
 
 
 def leg_scale(rest_joints_character: np.ndarray) -> float:
-    """The rig's leg length relative to SMPL's: rest pelvis height over the lowest foot joint, over SMPL's."""
-    return _standing_height(rest_joints_character) / SMPL_STANDING_HEIGHT
-
-
-def proportioned_joints(joints: np.ndarray, rest_joints: np.ndarray, scale: float) -> np.ndarray:
-    """(T, 22, 3) motion with the rig's proportions: each bone keeps its direction and takes the length it has in
-    `rest_joints` (22, 3); the pelvis trajectory (floor at y = 0) is scaled by `scale` (`leg_scale`)."""
-    joints = np.asarray(joints, dtype=np.float64)
-    bones = joints - joints[:, _PARENT_INDEX]
-    unit = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
-    lengths = np.linalg.norm(rest_joints - rest_joints[_PARENT_INDEX], axis=-1)
-    out = np.empty_like(joints)
-    out[:, 0] = joints[:, 0] * scale
-    for j in depth_first_order()[1:]:
-        out[:, j] = out[:, PARENTS[j]] + unit[:, j] * lengths[j]
-    return out
+    """The rig's leg length (hip → knee → ankle) relative to SMPL's: root travel and heights scale by it."""
+    return Proportions.of(rest_joints_character).scale
 
 
 def contacts_at_rate(contacts_20fps: np.ndarray, frames: int, fps: float) -> np.ndarray:
@@ -316,10 +296,10 @@ def place_motion(
     rest_joints_character: np.ndarray,
     in_place: bool = False,
 ) -> np.ndarray:
-    """Decoded motion (T, 22, 3; floor y = 0, starting near the origin facing +Z) → the rig's character frame:
-    the rig's bone lengths, the pelvis trajectory scaled by `leg_scale`; `in_place` keeps the pelvis over its
-    frame-0 ground position (vertical motion and turning are kept)."""
-    out = proportioned_joints(joints, rest_joints_character, leg_scale(rest_joints_character))
+    """Decoded motion (T, 22, 3; floor y = 0, starting near the origin facing +Z) → the rig's character frame in its
+    proportions (`proportions.to_rig`: pelvis trajectory scaled by `leg_scale`, rest pose on the floor); `in_place`
+    keeps the pelvis over its frame-0 ground position (vertical motion and turning are kept)."""
+    out = to_rig(joints, Proportions.of(rest_joints_character))
     if in_place:
         out[..., [0, 2]] -= out[:, :1, [0, 2]] - out[:1, :1, [0, 2]]
     return out
