@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
     from shared.motion.bone_map import (
         BoneMap,
         BoneMapError,
+        IkLimb,
         JointSource,
         bone_map_data,
         bundled_bone_maps,
@@ -37,6 +38,7 @@ else:
         from .shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
+            IkLimb,
             JointSource,
             bone_map_data,
             bundled_bone_maps,
@@ -59,6 +61,7 @@ else:
         from shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
+            IkLimb,
             JointSource,
             bone_map_data,
             bundled_bone_maps,

@@ -457,7 +457,7 @@ class MOTION_OT_apply_result(bpy.types.Operator):
                 job.message = "captioned"
             else:
                 written = results.write_takes(job, job.prepared)
-                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
+                job.message = f"wrote {len(written)} Action(s): {written[0].name}{results.notice_text(job.prepared)}"
         except Exception as error:
             job.status, job.message = "error", f"could not write the result: {error}"
             CONTROLLER.last_error = job.message

@@ -6,7 +6,7 @@ key layout. Quaternions are (w, x, y, z), consecutive frames on one hemisphere (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,21 +18,33 @@ SMPL_FPS = 20.0
 
 @dataclass(frozen=True)
 class PoseTrack:
-    """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`."""
+    """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`;
+    optionally (K, L, 3) locations of further `located` bones (IK targets and poles)."""
 
     fps: float
     bones: tuple[str, ...]
     root_bone: str
     quaternions: np.ndarray
     root_locations: np.ndarray
+    located: tuple[str, ...] = ()
+    locations: np.ndarray | None = None  # (K, L, 3) for `located`
 
     @property
     def frames(self) -> int:
         return len(self.quaternions)
 
+    def extra_locations(self) -> np.ndarray:
+        """(K, L, 3) locations of `located` (L = 0 without)."""
+        return np.zeros((self.frames, 0, 3)) if self.locations is None else self.locations
+
     def sliced(self, keep: np.ndarray) -> PoseTrack:
         """The frames where `keep` (K,) is true."""
-        return PoseTrack(self.fps, self.bones, self.root_bone, self.quaternions[keep], self.root_locations[keep])
+        return replace(
+            self,
+            quaternions=self.quaternions[keep],
+            root_locations=self.root_locations[keep],
+            locations=None if self.locations is None else self.locations[keep],
+        )
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,22 @@ def joints_at_scene_rate(joints_20fps: np.ndarray, scene_fps: float, frames: int
     return out
 
 
-def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
-    """The bones a pose track keys (root first), in `PoseTrack.bones` order."""
+def fk_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """The bones the rotation solve keys (root first), in `PoseTrack.bones` order."""
     return tuple(bone for _, bone in retarget.driven_bones(bone_map))
+
+
+def ik_bone_names(bone_map: BoneMap) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(rotated, located) IK controls of the map's IK/FK limbs: targets, chain roots and tips are keyed with
+    rotations; targets and poles with locations."""
+    rotated = [b for limb in bone_map.ik for b in (limb.target, limb.chain, *([limb.tip[1]] if limb.tip else []))]
+    located = [b for limb in bone_map.ik for b in (limb.target, *([limb.pole] if limb.pole else []))]
+    return tuple(dict.fromkeys(rotated)), tuple(dict.fromkeys(located))
+
+
+def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """Every bone a pose track may key with a rotation: the solve's (root first), then the IK controls."""
+    return tuple(dict.fromkeys(fk_bone_names(bone_map) + ik_bone_names(bone_map)[0]))
 
 
 IK_CHUNK_FRAMES = 16  # frames solved per slice: ~2.3 ms on an idle 2-core VM (a solve costs ~1.2 ms + ~0.07 ms per
@@ -102,7 +127,7 @@ def pose_track_steps(
     """Joints at 20 fps in the rig's character frame → a `PoseTrack` of `frames` keys at the scene rate,
     `IK_CHUNK_FRAMES` frames per slice (frames are solved independently)."""
     joints = joints_at_scene_rate(joints_20fps, scene_fps, frames)
-    bones = driven_bone_names(target.bone_map)
+    bones = fk_bone_names(target.bone_map)
     quats = np.empty((len(joints), len(bones), 4))
     location = np.empty((len(joints), 3))
     solver = retarget.RigSolver.prepare(target.rig, target.bone_map, target.frame)
@@ -160,7 +185,7 @@ def pass_through_keys(track: PoseTrack, frames: np.ndarray, keyed: KeyedPoses) -
     rotation and the root location; the residual of each key spreads smoothly to the neighbouring keys."""
     quats = pass_through.pin_rotations(track.quaternions, frames, keyed.frames, keyed.quaternions(track.bones))
     location = pass_through.pin_locations(track.root_locations, frames, keyed.frames, keyed.root_locations)
-    return PoseTrack(track.fps, track.bones, track.root_bone, continuous_quaternions(quats), location)
+    return replace(track, quaternions=continuous_quaternions(quats), root_locations=location)
 
 
 def rotation_values(

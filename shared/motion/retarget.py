@@ -210,9 +210,10 @@ class RigPose:
 
 def driven_bones(bone_map: BoneMap) -> list[tuple[int, str]]:
     """(SMPL joint, bone keyed for it): the joint's own bone (`joint` sources) or the map's `drive` bone; joints
-    read from tails or midpoints have no bone of their own and bones matching `leave_alone` are never keyed."""
-    out: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    read from tails or midpoints have no bone of their own and bones matching `leave_alone` are never keyed. The
+    first entry is the root bone (location keys): the map's `root` (turned with the pelvis), else the pelvis's."""
+    out: list[tuple[int, str]] = [(0, bone_map.root)] if bone_map.root else []
+    seen: set[str] = {bone_map.root} if bone_map.root else set()
     for j, source in enumerate(bone_map.sources):
         bone = bone_map.drive[j] if bone_map.drive and bone_map.drive[j] else None
         if bone is None and source.kind == "joint":
@@ -235,8 +236,9 @@ class RigSolver:
     offsets: np.ndarray  # (22, 3) the rig's rest joint offsets in the character frame (pelvis 0)
     joint_of: dict[int, int]  # driven bone index → SMPL joint
     chain: tuple[int, ...]  # driven bones and every ancestor of one, parents first
-    names: tuple[str, ...]  # driven bones, in SMPL joint order
-    root: int  # the root (pelvis) bone's index
+    names: tuple[str, ...]  # driven bones, in SMPL joint order (the root bone first)
+    root: int  # the root bone's index
+    root_offset: np.ndarray  # (3,) armature space: the pelvis joint's rest position minus the root bone's rest head
 
     @classmethod
     def prepare(cls, rig: RigRest, bone_map: BoneMap, frame: CharacterFrame) -> RigSolver:
@@ -252,15 +254,23 @@ class RigSolver:
                 needed.add(p)
                 p = rig.parents[p]
         names = tuple(bone for _, bone in driven)
-        return cls(rig, frame, offsets, joint_of, tuple(sorted(needed)), names, rig.index(names[0]))
+        root = rig.index(names[0])
+        root_offset = rig.rest_joints(bone_map)[0] - rig.rest[root, :3, 3]
+        return cls(rig, frame, offsets, joint_of, tuple(sorted(needed)), names, root, root_offset)
+
+    def deltas(self, joints: np.ndarray) -> np.ndarray:
+        """(T, 22, 3, 3) per-joint rotations rest → pose in armature space for (T, 22, 3) joints in the character
+        frame (the §4.3 IK against the rig's own rest joints): a bone read for joint j should be turned Δ_j·R_b."""
+        joints = np.asarray(joints, dtype=np.float64)
+        deltas = ik.local_to_global(ik.solve_local_rotations(joints, self.offsets).local_rotations)  # (T, 22, 3, 3)
+        q = self.frame.rotation()
+        return q.T @ deltas @ q
 
     def solve(self, joints: np.ndarray) -> RigPose:
         """`solve_rig_pose` for this rig: (T, 22, 3) joints in its character frame → its keys."""
         joints = np.asarray(joints, dtype=np.float64)
         rig, frame = self.rig, self.frame
-        deltas = ik.local_to_global(ik.solve_local_rotations(joints, self.offsets).local_rotations)  # (T, 22, 3, 3)
-        q = frame.rotation()
-        deltas = q.T @ deltas @ q  # armature space
+        deltas = self.deltas(joints)  # armature space
         rest = rig.rest[:, :3, :3]
         posed: dict[int, np.ndarray] = {}
         basis: dict[int, np.ndarray] = {}
@@ -272,8 +282,10 @@ class RigSolver:
                 basis[b] = np.swapaxes(inherited, -1, -2) @ posed[b]
             else:
                 posed[b] = np.broadcast_to(inherited, (len(joints), 3, 3))
-        # The root bone's ancestors are undriven (at rest), so its inherited matrix is its rest: B = R⁻¹·[O | head].
-        head = frame.world_to_armature(frame.character_to_world(joints[:, 0]))
+        # The root bone's ancestors are undriven (at rest), so its inherited matrix is its rest: B = R⁻¹·[O | head];
+        # it turns with the pelvis, so its head sits where that turn carries it from the pelvis joint.
+        pelvis = frame.world_to_armature(frame.character_to_world(joints[:, 0]))
+        head = pelvis - deltas[:, 0] @ self.root_offset
         location = (head - rig.rest[self.root, :3, 3]) @ rest[self.root]  # R_rootᵀ·Δhead, row form
         rotations = np.stack([basis[rig.index(n)] for n in self.names], 1)
         return RigPose(self.names, rotations, self.names[0], location)

@@ -84,7 +84,19 @@ def match_preset(preset: BoneMap, parents: Mapping[str, str | None]) -> RigMatch
             sources[j].kind != "joint" or sources[p].kind != "joint"  # midpoints / tails: no bone of their own
         )
     hierarchy = agreeing / checked if checked else 0.0
-    resolved = replace(preset, sources=tuple(sources), drive=drive if preset.drive else ())
+    root = resolve(preset.root) if preset.root else ""
+    if root is None:
+        missing.append(JOINT_NAMES[0])
+    ik = []  # limbs whose IK controls the rig lacks are keyed in FK only
+    for limb in preset.ik:
+        names = {b: resolve(b) for b in limb.bones()}
+        if all(names.values()):
+            ik.append(replace(limb, switch_bone=names[limb.switch_bone], target=names[limb.target],
+                              chain=names[limb.chain], pole=names.get(limb.pole) or "",
+                              tip=None if limb.tip is None else (limb.tip[0], names[limb.tip[1]])))  # fmt: skip
+    resolved = replace(
+        preset, sources=tuple(sources), drive=drive if preset.drive else (), root=root or "", ik=tuple(ik)
+    )
     signature = sum(resolve(b) is not None for b in preset.signature)
     return RigMatch(preset.name, resolved, tuple(dict.fromkeys(missing)), hierarchy, signature)
 
