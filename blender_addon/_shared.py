@@ -9,7 +9,17 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
-    from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+    from shared.motion import (
+        axes,
+        humanml3d,
+        ik,
+        pass_through,
+        proportions,
+        quaternion,
+        resample,
+        retarget,
+        skeleton,
+    )
     from shared.motion.align import GroundTransform, fit_ground_transform
     from shared.motion.bone_map import (
         BoneMap,
@@ -33,7 +43,17 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
     )
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
-        from .shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+        from .shared.motion import (
+            axes,
+            humanml3d,
+            ik,
+            pass_through,
+            proportions,
+            quaternion,
+            resample,
+            retarget,
+            skeleton,
+        )
         from .shared.motion.align import GroundTransform, fit_ground_transform
         from .shared.motion.bone_map import (
             BoneMap,
@@ -56,7 +76,17 @@ else:
             match_preset,
         )
     except ImportError:  # source tree (tests): the repo root is on sys.path
-        from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+        from shared.motion import (
+            axes,
+            humanml3d,
+            ik,
+            pass_through,
+            proportions,
+            quaternion,
+            resample,
+            retarget,
+            skeleton,
+        )
         from shared.motion.align import GroundTransform, fit_ground_transform
         from shared.motion.bone_map import (
             BoneMap,

@@ -257,44 +257,54 @@ def _fk_pass(
     frames = np.flatnonzero(solve)
     if len(frames) == 0 or not free:
         return quats, locations
-    # Probe: turn each free control a little and see how far every joint turns (one evaluation each).
+    # Probe: turn each free control a little about each axis and see how every joint turns (3 evaluations each): the
+    # (3F, 3F) transmission J, joint turns per control turn, so that δ = S·e corrects all controls at once.
     first = int(frames[0])
     pose(first)
     at_rest = scratch.evaluate()
-    base = errors(first, at_rest)
+    base = solve_math.exp_rotation(errors(first, at_rest))
     yield None
-    transmission = np.zeros((len(free), len(free)))
+    count = len(free)
+    transmission = np.zeros((3 * count, 3 * count))
     for a, d in enumerate(free):
-        turned = solve_math.turned_basis(
-            quaternion.quat_to_matrix(quats[first, d]), _pose_rotation(at_rest, rows[d]),
-            solve_math.exp_rotation(PROBE_AXIS * PROBE_RAD),
-        )  # fmt: skip
-        scratch.set_rotation(track.bones[d], quaternion.matrix_to_quat(turned))
-        probed = errors(first, scratch.evaluate())
-        transmission[:, a] = -((probed - base) @ PROBE_AXIS) / PROBE_RAD
+        for k in range(3):
+            turned = solve_math.turned_basis(
+                quaternion.quat_to_matrix(quats[first, d]), _pose_rotation(at_rest, rows[d]),
+                solve_math.exp_rotation(np.eye(3)[k] * PROBE_RAD),
+            )  # fmt: skip
+            scratch.set_rotation(track.bones[d], quaternion.matrix_to_quat(turned))
+            probed = solve_math.exp_rotation(errors(first, scratch.evaluate()))
+            # Each joint's turn under the probe from its errors before (E) and after (E' = E·turnᵀ): turn = E'ᵀ·E,
+            # so that large errors (a first guess half a turn off) do not bend the measurement.
+            change = solve_math.log_rotation(np.swapaxes(probed, -1, -2) @ base)  # (F, 3)
+            transmission[:, 3 * a + k] = change.ravel() / PROBE_RAD
+            yield None
         scratch.set_rotation(track.bones[d], quats[first, d])
-        yield None
-    for a in [a for a in range(len(free)) if transmission[a, a] < FOLLOW_MIN]:
-        report.notices.append(
-            f"{skeleton.JOINT_NAMES[joints[a]]} does not follow {track.bones[free[a]]} "
-            f"(its bone {_reader(bone_map, joints[a])} turns {transmission[a, a]:.2f}× with it): keyed as solved "
-            "without the rig's evaluation; map the bone that drives it"
-        )
-        transmission[:, a] = 0.0
-        transmission[a, :] = 0.0
+    for a in range(count):
+        follow = float(np.trace(transmission[3 * a : 3 * a + 3, 3 * a : 3 * a + 3])) / 3.0
+        if follow < FOLLOW_MIN:
+            report.notices.append(
+                f"{skeleton.JOINT_NAMES[joints[a]]} does not follow {track.bones[free[a]]} (its bone "
+                f"{_reader(bone_map, joints[a])} turns {follow:.2f}× with it): keyed as solved without the rig's "
+                "evaluation; map the bone that drives it"
+            )
+            transmission[:, 3 * a : 3 * a + 3] = 0.0
+            transmission[3 * a : 3 * a + 3, :] = 0.0
     single = np.array([j in solve_math.ONLY_CHILD for j in joints])
-    weights = np.where(np.isin(joints, solve_math.CARRIERS), CARRIER_WEIGHT, 1.0)
+    weights = np.repeat(np.where(np.isin(joints, solve_math.CARRIERS), CARRIER_WEIGHT, 1.0), 3)
     correction = solve_math.correction_matrix(transmission, weights)
-    report.evaluations["probe"] = len(free) + 1
+    report.evaluations["probe"] = 3 * count + 1
     evaluations = 0
-    residual = np.zeros(len(free))
+    residual = np.zeros(count)
     previous: int | None = None
     for t in (int(f) for f in frames):
         if previous is not None:  # warm start: the last frame's correction of the closed form, carried over
             change = quaternion.qmul(quats[previous], quaternion.qinv(closed[previous]))
             quats[t] = quaternion.qmul(change, closed[t])
             locations[t] = closed_locations[t] + locations[previous] - closed_locations[previous]
-        for _ in range(MAX_ITERATIONS):
+        best: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        step = 1.0
+        for _ in range(MAX_ITERATIONS * (3 if previous is None else 1)):
             pose(t)
             matrices = scratch.evaluate()
             evaluations += 1
@@ -306,9 +316,20 @@ def _fk_pass(
             # Done when every segment points right and the pelvis, chest and leaves are turned right (the twist of a
             # bone in a chain may be the rig's own business: Rigify's lowest spine bone turns with its hips).
             shown = np.where(single, solve_math.direction_errors_deg(heads, goal.heads[t], joints), worst)
+            score = float(shown.max()) + float(np.linalg.norm(offset) / tolerance) * TOLERANCE_DEG
             if shown.max() < TOLERANCE_DEG and np.linalg.norm(offset) < tolerance:
+                best = (score, quats[t].copy(), locations[t].copy(), shown, matrices)
                 break
-            turns = correction @ error  # (F, 3) world turns of the free controls
+            if best is not None and score >= best[0]:  # worse: back to the best state, half the step
+                step *= 0.5
+                quats[t], locations[t], matrices = best[1].copy(), best[2].copy(), best[4]
+                heads, frames_now = measure(matrices)
+                error = solve_math.joint_errors(heads, frames_now, goal.heads[t], goal.frames[t], joints)
+                offset = goal.heads[t, 0] - heads[0]
+            else:
+                best = (score, quats[t].copy(), locations[t].copy(), shown, matrices)
+                step = min(1.0, step * 2.0)
+            turns = step * (correction @ error.ravel()).reshape(count, 3)  # world turns of the free controls
             pose_rot = solve_math.orthonormal(matrices[free_rows, :3, :3])
             basis = quaternion.quat_to_matrix(quats[t, free])
             quats[t, free] = quaternion.matrix_to_quat(
@@ -318,10 +339,13 @@ def _fk_pass(
             moved = np.zeros(3)
             if pelvis is not None:
                 for a, d in enumerate(free):
-                    moved += transmission[pelvis, a] * np.cross(turns[a], heads[0] - matrices[rows[d], :3, 3])
+                    pelvis_turn = transmission[3 * pelvis : 3 * pelvis + 3, 3 * a : 3 * a + 3] @ turns[a]
+                    moved += np.cross(pelvis_turn, heads[0] - matrices[rows[d], :3, 3])
             axes = _location_axes(scratch, track.root_bone, matrices, quaternion.quat_to_matrix(quats[t, 0]))
-            locations[t] += np.linalg.solve(axes, offset - moved)
-        residual = np.maximum(residual, shown)
+            locations[t] += np.linalg.solve(axes, step * offset - moved)
+        assert best is not None
+        quats[t], locations[t] = best[1], best[2]  # the best evaluated state (never an unverified update)
+        residual = np.maximum(residual, best[3])
         previous = t
     report.evaluations["FK"] = evaluations
     report.residual_deg["FK"] = {skeleton.JOINT_NAMES[j]: float(r) for j, r in zip(joints, residual, strict=True)}
