@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from . import armature, rig_math
-from ._shared import BoneMap, axes, joints_from_bones, proportions, resample
+from ._shared import BoneMap, axes, joints_from_bones, resample, retarget
 from .action_io import armature_data, assign_action, current_scene, pose_bones, restore_action
 from .steps import SLICE_S, Steps, run_steps
 
@@ -160,12 +160,11 @@ def sample_joints_steps(plan: ReadPlan, slice_s: float = SLICE_S) -> Steps[Sampl
 
 def smpl_body(plan: ReadPlan, world: np.ndarray) -> np.ndarray:
     """(T, 22, 3) world joints of the planned rig (Y-up metres) carried onto SMPL's proportions in the rig's character
-    frame: the inverse of what a result's placement does (`proportions.to_smpl` of `rig_math.place_motion`'s
-    `to_rig`), so a motion written onto any rig reads back as the motion it was."""
+    frame: the inverse of what a result's placement does (`retarget.on_smpl_body`), so a motion written onto any
+    rig reads back as the motion it was."""
     obj = plan.obj
     target = rig_math.rig_target(armature.rig_rest(obj), plan.bone_map, np.array(obj.matrix_world), plan.unit_scale)
-    body = proportions.Proportions.of(target.rest_joints)
-    return proportions.to_smpl(target.frame.world_to_character(world), body)
+    return retarget.on_smpl_body(target.frame.world_to_character(world), target.rest_joints, scene_fps(current_scene()))
 
 
 def sample_joints(

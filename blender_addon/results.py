@@ -86,9 +86,10 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     yield None  # reading the rig's rest (~4.5 ms of RNA access) is a slice of its own
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
-        contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :] if p.get("plant_feet") else None
+        contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :]  # contact labels: feet stand where the motion's do
+        plant = bool(p.get("plant_feet"))
         if job.kind == "generate":
-            placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True))
+            placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True), plant)
             yield None  # decoding and placement (~1.5 ms), then the IK in chunks
             track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))
             notices: tuple[str, ...] = ()
@@ -107,7 +108,7 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
         # frames read (world, 20 fps → the rig's character frame).
         context = target.frame.world_to_character(np.asarray(p["context_joints"]))
         known = np.asarray(p["known"], dtype=bool)  # (K,) frames of the result that are the user's
-        proportioned = rig_math.place_motion(target, joints, contacts)
+        proportioned = rig_math.place_motion(target, joints, contacts, plant=plant)
         shared = min(len(joints), len(context), len(known))
         fit = known[:shared]
         placed = fit_ground_transform(proportioned[:shared][fit], context[:shared][fit]).apply(proportioned)

@@ -111,13 +111,22 @@ IK_CHUNK_FRAMES = 16  # frames solved per slice: ~2.3 ms on an idle 2-core VM (a
 
 
 def place_motion(
-    target: RigTarget, joints_20fps: np.ndarray, contacts_20fps: np.ndarray | None = None, in_place: bool = False
+    target: RigTarget,
+    joints_20fps: np.ndarray,
+    contacts_20fps: np.ndarray | None = None,
+    in_place: bool = False,
+    plant: bool = False,
 ) -> np.ndarray:
     """Decoded joints (20 fps, floor at 0, near the origin facing +Z) in the rig's proportions and character frame
-    (root scaled by its leg length); with `contacts_20fps` (features 259–262) planted feet are held still."""
+    (root scaled by its leg length); with `contacts_20fps` (features 259–262) feet in contact stand where the
+    motion's do (scaled: `retarget.follow_contacts`), and with `plant` they are held still (`retarget.plant_feet`)."""
     placed = retarget.place_motion(joints_20fps, target.rest_joints, in_place)
     if contacts_20fps is not None:
-        placed = retarget.plant_feet(placed, retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS))
+        contacts = retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS)
+        scale = retarget.leg_scale(target.rest_joints)
+        placed = retarget.follow_contacts(placed, joints_20fps, contacts, scale)
+        if plant:
+            placed = retarget.plant_feet(placed, contacts)
     return placed
 
 

@@ -32,6 +32,7 @@ PROBE_RAD = 0.1  # the turn each control is probed with
 PROBE_AXIS = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
 FOLLOW_MIN = 0.3  # a joint turning less than this with its own control does not follow it
 NOTICE_DEG = 5.0  # residuals above this are reported
+SHORTENED_DEG = 2.0  # an IK limb this far off with its ends and bend plane on target: the chain changed length
 CARRIER_WEIGHT = 4.0  # the pelvis and chest (they place the hips, shoulders and head) over a bone's own twist
 
 
@@ -130,6 +131,7 @@ class Scratch:
         pb = self.bones[bone]
         current = pb.get(prop)
         pb[prop] = type(current)(value) if isinstance(current, int | float) else value
+        self.obj.update_tag()  # a custom property set from Python tags nothing: its drivers would keep their value
 
     def close(self) -> None:
         data = self.obj.data
@@ -216,6 +218,11 @@ def solve_steps(
         for mode, residual in report.residual_deg.items():
             if off := [f"{joint} {deg:.0f}°" for joint, deg in residual.items() if deg > NOTICE_DEG]:
                 report.notices.append(f"{mode}: the rig does not reach the motion at {', '.join(off)}")
+            elif mode == "IK" and (worst := max(residual.values(), default=0.0)) > SHORTENED_DEG:
+                report.notices.append(
+                    f"IK: bent limbs up to {worst:.0f}° off: the rig's own IK chain shortens them (Rigify's IK bones "
+                    "stretch); FK follows exactly"
+                )
         return out, report
     finally:
         scratch.close()

@@ -12,7 +12,6 @@ from shared.motion.skeleton import TPOSE_OFFSETS, children_of
 
 SINGLE = [j for j in range(22) if len(children_of(j)) == 1]  # joints with one child: their segment is a bone
 CHILD = {j: children_of(j)[0] for j in SINGLE}
-FEET = [7, 10, 8, 11]  # in the order of the contact labels (features 259-262): l_ankle, l_foot, r_ankle, r_foot
 FPS = 20.0
 
 
@@ -32,6 +31,10 @@ def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def _displacement(root: np.ndarray) -> float:
+    return float(np.linalg.norm(root[-1, [0, 2]] - root[0, [0, 2]]))
+
+
 def _path(root: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(root[:, [0, 2]], axis=0), axis=-1).sum())
 
@@ -42,9 +45,9 @@ class Figures:
 
     direction_mean: float  # degrees, over every single-child segment and frame
     direction_max: float
-    foot_height_max: float  # metres: contact feet's height error
-    sliding: float  # metres / second: mean extra horizontal speed of contact feet
-    travel: float  # pelvis path length / the scaled source's
+    foot_height_max: float  # metres: height error of the joint a foot in contact stands on
+    sliding: float  # metres / second: its mean extra horizontal speed
+    travel: float  # pelvis ground displacement first → last frame / the scaled source's
 
     def row(self) -> str:
         return (
@@ -55,17 +58,25 @@ class Figures:
 
 def motion_figures(got: np.ndarray, source: np.ndarray, contacts: np.ndarray, scale: float) -> Figures:
     """`got` (T, 22, 3): the rig's joints (Y-up metres, facing +Z at rest, its floor at y = 0); `source` (T, 22, 3)
-    the decoded motion; `contacts` (T, 4) its contact labels; `scale` the rig's leg length over SMPL's."""
+    the decoded motion; `contacts` (T, 4) its contact labels; `scale` the rig's leg length over SMPL's.
+
+    Feet: on the frames a foot is in contact (ankle or ball label), the joint it stands on in the source (the lower
+    of its ankle and ball) must be at the source's height × `scale` and slide no more than the source's × `scale`."""
     segments = [(j, CHILD[j]) for j in SINGLE]
     errors = np.stack([_angles(got[:, k] - got[:, j], source[:, k] - source[:, j]) for j, k in segments], 1)
-    height = np.abs(got[:, FEET, 1] - scale * source[:, FEET, 1])[contacts]
-    still = contacts[1:] & contacts[:-1]  # (T-1, 4) contact on both ends of the step
-    v_got = np.diff(got[:, FEET][..., [0, 2]], axis=0) * FPS
-    v_src = np.diff(source[:, FEET][..., [0, 2]], axis=0) * FPS * scale
-    extra = np.linalg.norm(v_got - v_src, axis=-1)[still]
+    heights, extra = [], []
+    for side, (ankle, ball) in enumerate(((7, 10), (8, 11))):
+        touching = contacts[:, 2 * side] | contacts[:, 2 * side + 1]
+        support = np.where(source[:, ankle, 1] <= source[:, ball, 1], ankle, ball)  # (T,) the joint it stands on
+        rows = np.arange(len(got))
+        heights.append(np.abs(got[rows, support, 1] - scale * source[rows, support, 1])[touching])
+        still = touching[1:] & touching[:-1] & (support[1:] == support[:-1])
+        v_got = (got[rows[1:], support[1:]] - got[rows[:-1], support[1:]])[:, [0, 2]] * FPS
+        v_src = (source[rows[1:], support[1:]] - source[rows[:-1], support[1:]])[:, [0, 2]] * FPS * scale
+        extra.append(np.linalg.norm(v_got - v_src, axis=-1)[still])
     return Figures(
-        float(errors.mean()), float(errors.max()), float(height.max()), float(extra.mean()),
-        _path(got[:, 0]) / (scale * _path(source[:, 0])),
+        float(errors.mean()), float(errors.max()), float(np.concatenate(heights).max()),
+        float(np.concatenate(extra).mean()), _displacement(got[:, 0]) / (scale * _displacement(source[:, 0])),
     )  # fmt: skip
 
 
@@ -76,6 +87,7 @@ class ReadBack:
     joints_mean: float  # metres
     joints_max: float
     travel: float  # decoded pelvis path length / the source's
+    worst: tuple[int, int] = (0, 0)  # (frame, joint) of the largest error
 
     def row(self) -> str:
         mean, worst = self.joints_mean * 100, self.joints_max * 100
@@ -87,6 +99,8 @@ def read_back_figures(sent: np.ndarray, source_features: np.ndarray) -> ReadBack
     count = min(len(sent), len(source_features))
     got, want = features_to_joints(sent[:count]), features_to_joints(source_features[:count])
     error = np.linalg.norm(got - want, axis=-1)
-    return ReadBack(float(error.mean()), float(error.max()), _path(got[:, 0]) / _path(want[:, 0]))
+    worst = np.unravel_index(int(error.argmax()), error.shape)
+    travel = _path(got[:, 0]) / _path(want[:, 0])
+    return ReadBack(float(error.mean()), float(error.max()), travel, (int(worst[0]), int(worst[1])))
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from . import axes, ik
 from .align import yaw_matrix
 from .bone_map import BoneMap
-from .proportions import Proportions, to_rig
+from .humanml3d import FEET_THRESHOLD, FPS
+from .proportions import Proportions, to_rig, to_smpl
 from .rig_joints import is_left_alone, joints_from_bones
 from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS
 
@@ -154,6 +155,106 @@ def _within_reach(spot: np.ndarray, hips: np.ndarray, reach: float, iterations: 
     return spot
 
 
+def _ramp(flags: np.ndarray, blend_frames: int) -> np.ndarray:
+    """(T,) 1 on the runs of `flags`, fading to 0 over `blend_frames` frames on either side (smoothstep)."""
+    count = len(flags)
+    weight = np.zeros(count)
+    for start, end in _runs(flags):
+        lo, hi = max(0, start - blend_frames), min(count, end + blend_frames)
+        t = np.arange(lo, hi)
+        ramp = np.clip(np.minimum(t - (start - blend_frames), (end - 1 + blend_frames) - t) / blend_frames, 0, 1)
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp * ramp * (3.0 - 2.0 * ramp))
+    return weight
+
+
+def _move_ankle(out: np.ndarray, side: int, target: np.ndarray, weight: np.ndarray) -> None:
+    """In place: the ankle of leg `side` moved `weight` (T,) of the way to `target` (T, 3), within the leg's reach;
+    the knee re-solved in the leg's own bend plane (two-bone IK, bone lengths kept), the ball moved rigidly."""
+    hip, knee, ankle, ball = _LEGS[side]
+    thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
+    shin = np.linalg.norm(out[:, ankle] - out[:, knee], axis=-1)
+    new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
+    reach = new_ankle - out[:, hip]
+    distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
+    axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
+    bend = out[:, knee] - out[:, hip]
+    bend -= (bend * axis).sum(-1, keepdims=True) * axis  # the knee's side of the hip → ankle line
+    bend /= np.linalg.norm(bend, axis=-1, keepdims=True).clip(1e-12)
+    along = (thigh**2 - shin**2 + distance**2) / (2 * distance)
+    across = np.sqrt(np.clip(thigh**2 - along**2, 0.0, None))
+    new_knee = out[:, hip] + along[:, None] * axis + across[:, None] * bend
+    new_ankle = out[:, hip] + distance[:, None] * axis
+    out[:, ball] += new_ankle - out[:, ankle]
+    out[:, knee], out[:, ankle] = new_knee, new_ankle
+
+
+def follow_contacts(
+    placed: np.ndarray, source: np.ndarray, contacts: np.ndarray, scale: float, blend_frames: int = 4,
+    strength: float = 1.0,
+) -> np.ndarray:
+    """Feet on the floor for a rig whose legs and feet are not SMPL's in proportion: while a foot is in contact
+    (`contacts` (T, 4) as `contacts_at_rate` gives), the joint it stands on in `source` (the lower of ankle and
+    ball) goes where the source's is, scaled by `scale` about the pelvis's ground track (and at `scale` × its height):
+    the ankle is moved there (the foot keeps its direction), the knee re-solved; blended over `blend_frames` frames
+    on either side. `placed` (T, 22, 3): the motion in the rig's proportions (`place_motion`); `source` the same
+    frames in SMPL's. Planted feet then stay as planted as in the source, with no sliding added by the proportions."""
+    out = np.array(placed, dtype=np.float64)
+    source = np.asarray(source, dtype=np.float64)
+    rows = np.arange(len(out))
+    sides = []
+    for side, (_, _, ankle, ball) in enumerate(_LEGS):
+        weight = _ramp(contacts[:, 2 * side] | contacts[:, 2 * side + 1], blend_frames)
+        support = np.where(source[:, ankle, 1] <= source[:, ball, 1], ankle, ball)  # (T,)
+        sides.append((weight, support))
+    # Heights first, by the whole body: a straight leg cannot shorten by 2 cm without bending 10° at the knee, but
+    # the pelvis can sink 2 cm. Per frame the mean height change the feet in contact ask for, smoothed.
+    wanted, goals = [], []
+    for weight, support in sides:  # on the ground track of the pelvis as placed (root motion or in place)
+        goal = out[:, 0] + scale * (source[rows, support] - source[:, 0])
+        goal[:, 1] = scale * source[rows, support, 1]
+        goals.append(goal)
+        wanted.append(weight[:, None] * (goal - out[rows, support]))
+    weights = np.stack([w for w, _ in sides], 1)  # (T, 2)
+    total = weights.sum(1)
+    shift = (wanted[0] + wanted[1]) * (np.minimum(total, 1.0) / np.maximum(total, 1e-9))[:, None]
+    # Across the ground only what both feet ask for alike (a crouch with other thigh / shin proportions): moving the
+    # pelvis for one foot would pull the other out of reach.
+    common = np.where(np.sign(wanted[0]) == np.sign(wanted[1]), np.sign(wanted[0]), 0.0)
+    common *= np.minimum(np.abs(wanted[0]), np.abs(wanted[1]))
+    shift[:, [0, 2]] = common[:, [0, 2]]
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    for axis in range(3):
+        shift[:, axis] = np.convolve(np.pad(shift[:, axis], 6, mode="edge"), kernel / kernel.sum(), mode="valid")
+    out += shift[:, None]
+    for side, (weight, support) in enumerate(sides):  # then each foot exactly, by its leg
+        if not weight.any():
+            continue
+        goal = goals[side]
+        target = goal - (out[rows, support] - out[:, _LEGS[side][2]])  # the ankle that puts the support joint there
+        _move_ankle(out, side, target, weight * strength)
+    return out
+
+
+CONTACT_SPEED = float(np.sqrt(FEET_THRESHOLD)) * FPS  # m/s: HumanML3D's contact label, as a speed (0.894)
+
+
+def speed_contacts(joints: np.ndarray, fps: float, scale: float = 1.0) -> np.ndarray:
+    """(T, 4) contact flags (ankle and ball per foot, the label order) of (T, 22, 3) joints at `fps`: the joint moves
+    slower than HumanML3D's contact speed, × `scale` for a body `scale` times SMPL's leg length."""
+    feet = [*FOOT_LEFT, *FOOT_RIGHT]
+    speed = np.linalg.norm(np.diff(np.asarray(joints)[:, feet], axis=0), axis=-1) * fps
+    return np.concatenate([speed, speed[-1:]], 0) < CONTACT_SPEED * scale
+
+
+def on_smpl_body(joints: np.ndarray, rest_joints_character: np.ndarray, fps: float) -> np.ndarray:
+    """A rig's motion (T, 22, 3, its character frame) read back onto SMPL's body: the inverse of `place_motion` +
+    `follow_contacts`, so a motion written onto any rig is read back as the motion it was (`proportions.to_smpl`,
+    then the feet in contact where the rig's stand, scaled back)."""
+    body = Proportions.of(rest_joints_character)
+    smpl = to_smpl(joints, body)
+    return follow_contacts(smpl, joints, speed_contacts(joints, fps, body.scale), 1.0 / body.scale)
+
+
 def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) -> np.ndarray:
     """Foot-contact clean-up: during each contact run of a foot (`contacts` (T, 4) as `contacts_at_rate` gives) its
     ankle stays at the run's mean position (never below the floor), moved the least needed for the leg to reach it
@@ -162,7 +263,7 @@ def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) 
     run (smoothstep)."""
     out = np.array(joints, dtype=np.float64)
     count = len(out)
-    for side, (hip, knee, ankle, ball) in enumerate(_LEGS):
+    for side, (hip, knee, ankle, _) in enumerate(_LEGS):
         planted = contacts[:, 2 * side] | contacts[:, 2 * side + 1]
         target = out[:, ankle].copy()
         weight = np.zeros(count)
@@ -180,21 +281,8 @@ def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) 
             stronger = ramp > weight[lo:hi]
             weight[lo:hi] = np.where(stronger, ramp, weight[lo:hi])
             target[lo:hi] = np.where(stronger[:, None], spot, target[lo:hi])
-        if not weight.any():
-            continue
-        new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
-        reach = new_ankle - out[:, hip]
-        distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
-        axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
-        bend = out[:, knee] - out[:, hip]
-        bend -= (bend * axis).sum(-1, keepdims=True) * axis  # the knee's side of the hip → ankle line
-        bend /= np.linalg.norm(bend, axis=-1, keepdims=True).clip(1e-12)
-        along = (thigh**2 - shin**2 + distance**2) / (2 * distance)
-        across = np.sqrt(np.clip(thigh**2 - along**2, 0.0, None))
-        new_knee = out[:, hip] + along[:, None] * axis + across[:, None] * bend
-        new_ankle = out[:, hip] + distance[:, None] * axis
-        out[:, ball] += new_ankle - out[:, ankle]
-        out[:, knee], out[:, ankle] = new_knee, new_ankle
+        if weight.any():
+            _move_ankle(out, side, target, weight)
     return out
 
 
