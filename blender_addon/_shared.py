@@ -30,12 +30,14 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
         bundled_bone_maps,
         parse_bone_map,
     )
+    from shared.motion.bone_proposal import Proposal, propose_bone_map
     from shared.motion.pipeline import encode_joints
     from shared.motion.rig_joints import (
         SMPL_NAMES_MAP,
         RigMatch,
         bundled_presets,
         describe_missing,
+        describe_unmapped,
         detect_rig_map,
         is_left_alone,
         joints_from_bones,
@@ -64,12 +66,14 @@ else:
             bundled_bone_maps,
             parse_bone_map,
         )
+        from .shared.motion.bone_proposal import Proposal, propose_bone_map
         from .shared.motion.pipeline import encode_joints
         from .shared.motion.rig_joints import (
             SMPL_NAMES_MAP,
             RigMatch,
             bundled_presets,
             describe_missing,
+            describe_unmapped,
             detect_rig_map,
             is_left_alone,
             joints_from_bones,
@@ -97,12 +101,14 @@ else:
             bundled_bone_maps,
             parse_bone_map,
         )
+        from shared.motion.bone_proposal import Proposal, propose_bone_map
         from shared.motion.pipeline import encode_joints
         from shared.motion.rig_joints import (
             SMPL_NAMES_MAP,
             RigMatch,
             bundled_presets,
             describe_missing,
+            describe_unmapped,
             detect_rig_map,
             is_left_alone,
             joints_from_bones,

@@ -12,13 +12,15 @@ from mathutils import Vector
 from ._shared import (
     BoneMap,
     BoneMapError,
+    Proposal,
     RigMatch,
     axes,
     bundled_presets,
-    describe_missing,
+    describe_unmapped,
     detect_rig_map,
     match_preset,
     parse_bone_map,
+    propose_bone_map,
     retarget,
     skeleton,
 )
@@ -141,8 +143,20 @@ def rig_bone_map(obj: bpy.types.Object | None) -> BoneMap:
     except (BoneMapError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{obj.name}: bad bone mapping: {error}") from None
     if not match.complete:
-        raise ValueError(f"{obj.name}: {describe_missing(match)}; rename those bones or map them (Bone Mapping panel)")
+        if match.score >= 0.5:
+            raise ValueError(f"{obj.name}: {describe_unmapped(match, 0, ())}; rename those bones or map them (Bone "
+                             "Mapping panel)")  # fmt: skip
+        proposal = propose(obj)
+        found = len(JOINT_NAMES) - len(proposal.missing)
+        raise ValueError(f"{obj.name}: {describe_unmapped(match, found, proposal.missing)}: check it in the Bone "
+                         "Mapping panel (Fill from Detection, then Apply Mapping)")  # fmt: skip
     return match.bone_map
+
+
+def propose(obj: bpy.types.Object) -> Proposal:
+    """The mapping proposed from the armature's bone names and hierarchy (`shared.motion.bone_proposal`)."""
+    parents = bone_parents(obj)
+    return propose_bone_map(list(parents), parents)
 
 
 def is_mapped_armature(obj: bpy.types.Object | None) -> bool:

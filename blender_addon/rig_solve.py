@@ -451,8 +451,10 @@ class _IkMiss:
     def within(self, tolerance: float) -> bool:
         turns = [self.end_turn, *([self.tip_turn] if self.tip_turn is not None else [])]
         worst = max(float(np.degrees(np.linalg.norm(solve_math.log_rotation(m)))) for m in turns)
-        return worst < TOLERANCE_DEG and abs(np.degrees(self.bend)) < TOLERANCE_DEG and (
-            float(np.linalg.norm(self.end_offset)) < tolerance
+        return (
+            worst < TOLERANCE_DEG
+            and abs(np.degrees(self.bend)) < TOLERANCE_DEG
+            and (float(np.linalg.norm(self.end_offset)) < tolerance)
         )
 
     def directions_deg(self, heads: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -34,7 +34,7 @@ _ROLES: dict[str, dict[str, float]] = {
     "toe": {"toe": 3, "toes": 3, "toebase": 3, "ball": 3, "foot": 0.2},
     "neck": {"neck": 3},
     "head": {"head": 3, "skull": 2},
-    "collar": {"clavicle": 3, "collar": 3, "collarbone": 3, "shoulder": 2, "scapula": 2},
+    "collar": {"clavicle": 3, "clav": 3, "collar": 3, "collarbone": 3, "shoulder": 2, "scapula": 2},
     "upperarm": {"upperarm": 3, "uparm": 3, "humerus": 3, "arm": 2, "shoulder": 1},
     "forearm": {"forearm": 3, "lowerarm": 3, "lowarm": 3, "elbow": 3, "ulna": 3, "radius": 3, "arm": 1},
     "hand": {"hand": 3, "wrist": 3, "palm": 1},

@@ -189,7 +189,11 @@ def _move_ankle(out: np.ndarray, side: int, target: np.ndarray, weight: np.ndarr
 
 
 def follow_contacts(
-    placed: np.ndarray, source: np.ndarray, contacts: np.ndarray, scale: float, blend_frames: int = 4,
+    placed: np.ndarray,
+    source: np.ndarray,
+    contacts: np.ndarray,
+    scale: float,
+    blend_frames: int = 4,
     strength: float = 1.0,
 ) -> np.ndarray:
     """Feet on the floor for a rig whose legs and feet are not SMPL's in proportion: while a foot is in contact

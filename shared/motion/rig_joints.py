@@ -123,6 +123,18 @@ def describe_missing(match: RigMatch) -> str:
     return f"closest bone-map preset {match.preset!r} finds no bone for: {listed}"
 
 
+def describe_unmapped(match: RigMatch, proposed: int, missing_proposed: Sequence[str]) -> str:
+    """Why a rig cannot be used as it is: the closest preset's missing joints when it fits at least half the joints,
+    else (a preset that finds next to nothing would only send users renaming bones to its names) what the mapping
+    proposed from the bone names found (`proposed` joints of 22, `missing_proposed` the others)."""
+    if match.score >= 0.5:
+        return describe_missing(match)
+    found = f"{proposed} of {len(JOINT_NAMES)} joints"
+    if missing_proposed:
+        found += f" (not: {', '.join(missing_proposed)})"
+    return f"no bone-map preset fits these bone names; a mapping proposed from the names finds {found}"
+
+
 def is_left_alone(bone_map: BoneMap, bone: str) -> bool:
     """Whether `bone` matches one of the map's `leave_alone` patterns (never keyed)."""
     return any(fnmatch.fnmatchcase(bone, pattern) for pattern in bone_map.leave_alone)
