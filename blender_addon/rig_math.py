@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._shared import BoneMap, pass_through, quaternion, resample, retarget
+from ._shared import BoneMap, pass_through, proportions, quaternion, resample, retarget
 from .steps import Steps, run_steps
 
 SMPL_FPS = 20.0
@@ -124,7 +124,10 @@ def place_motion(
     if contacts_20fps is not None:
         contacts = retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS)
         scale = retarget.leg_scale(target.rest_joints)
-        placed = retarget.follow_contacts(placed, joints_20fps, contacts, scale)
+        # The feet go where the motion's would on SMPL's own body (its lengths, not the decoded joints' own), so
+        # only what the rig's proportions change is corrected: on an SMPL-proportioned rig nothing moves.
+        smpl = proportions.to_rig(joints_20fps, proportions.Proportions.of(proportions.smpl_rest()))
+        placed = retarget.follow_contacts(placed, smpl, contacts, scale)
         if plant:
             placed = retarget.plant_feet(placed, contacts)
     return placed
