@@ -4,7 +4,8 @@
 python3.11 build.py test    # create .venv, install everything (torch CPU-only without a GPU), ruff + pytest
 python3.11 build.py demo    # create .venv, install the runtime, run the main job on a bundled clip
 python3.11 build.py setup [--test]
-python3.11 build.py addon   # the Blender add-on zip (extension + legacy add-on in one file) -> dist/
+python3.11 build.py wheel   # the backend as a wheel (code + embedded demo model + assets, no CMU clips) -> dist/
+python3.11 build.py addon   # the Blender add-on zip (extension + legacy add-on + the backend wheel) -> dist/
 python3.11 build.py bench-addon  # add-on benchmarks in real Blender (key writing, read-back, timer ticks): bpy 5.0,
                                  # then every further Blender environment that `build.py test` has set up
 """
@@ -19,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 import venv
 import zipfile
@@ -134,11 +136,16 @@ BLENDER_TESTS = (
     "tests/test_blender_addon.py",
     "tests/test_blender_addon_backend.py",
     "tests/test_blender_bvh.py",
+    "tests/test_blender_bvh_import.py",
     "tests/test_blender_control_rigs.py",
     "tests/test_blender_inbetween_keys.py",
+    "tests/test_blender_install.py",
     "tests/test_blender_key_write.py",
+    "tests/test_blender_long_takes.py",
     "tests/test_blender_mapping.py",
     "tests/test_blender_rigs.py",
+    "tests/test_blender_shot.py",
+    "tests/test_blender_shot_backend.py",
 )
 
 
@@ -314,7 +321,8 @@ wheels = [
 {wheel_lines}]
 
 [permissions]
-network = "Talk to the MotionGPT3 backend over ZeroMQ (loopback by default)"
+network = "Talk to the backend over ZeroMQ; download its packages if asked"
+files = "Install the local backend into a folder of its own"
 
 [build]
 paths_exclude_pattern = ["__pycache__/", "/.git/", "/*.zip", "/_vendor/"]
@@ -335,14 +343,51 @@ def vendored_source(path: Path) -> str:
     return text
 
 
+# What the backend wheel is built from (a clean copy of these, so that stale build/ output never reaches it).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "shared", "backend")
+
+
+def build_wheel(out_dir: Path = DIST) -> Path:
+    """dist/motiongpt3_blender-<version>-py3-none-any.whl: the backend and shared/ with the embedded demo model, the
+    tokenizer and the other package data (pyproject.toml's package-data; the CMU and held-out clips stay out). Built
+    by pip from a fresh copy of the sources, so nothing left over in build/ or an egg-info folder can slip into it."""
+    version = project_version()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("motiongpt3_blender-*.whl"):
+        old.unlink()
+    staging = Path(tempfile.mkdtemp(prefix="motiongpt3-wheel-"))
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    try:
+        for name in WHEEL_SOURCES:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name, ignore=skip)
+            elif source.exists():
+                shutil.copy2(source, staging / name)
+        pip(Path(sys.executable), "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(staging))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    (wheel,) = out_dir.glob(f"motiongpt3_blender-{version}-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    clips = [n for n in names if n.startswith(("backend/assets/cmu/", "backend/assets/heldout/"))]
+    if not any(n.endswith("assets/models/demo.safetensors") for n in names) or clips:
+        sys.exit(f"build.py: {wheel.name} must hold the demo model and none of the repository's data clips")
+    print(f"wrote {wheel} ({wheel.stat().st_size / 1e6:.1f} MB, {len(names)} files)")
+    return wheel
+
+
 def build_addon() -> Path:
     """dist/motiongpt3_addon-<version>.zip: one top-level folder that installs as an extension and a legacy add-on.
 
     blender_addon/*.py + shared/ vendored inside the package (no top-level `shared` module reaches Blender) + the
-    pyzmq wheels; the version comes from pyproject.toml.
+    pyzmq wheels (listed in the manifest: Blender installs the matching one into its own Python) + the backend wheel
+    in runtime/ (not listed: Install Local Backend puts it into an environment of its own, never into Blender's
+    Python); the version comes from pyproject.toml.
     """
     version = project_version()
     wheels = pyzmq_wheels()
+    backend_wheel = build_wheel()
     DIST.mkdir(exist_ok=True)
     out = DIST / f"{ADDON_ID}-{version}.zip"
     init = (ROOT / "blender_addon" / "__init__.py").read_text()
@@ -366,7 +411,11 @@ def build_addon() -> Path:
                 archive.write(path, name)
         for wheel in wheels:
             archive.write(wheel, f"{ADDON_ID}/wheels/{wheel.name}")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, version {version}, {len(wheels)} pyzmq wheels)")
+        archive.write(backend_wheel, f"{ADDON_ID}/runtime/{backend_wheel.name}", compress_type=zipfile.ZIP_STORED)
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, version {version}, {len(wheels)} pyzmq wheels, "
+        f"backend {backend_wheel.name})"
+    )
     return out
 
 
@@ -378,7 +427,8 @@ def main() -> None:
     test_parser = tasks.add_parser("test", help="set up, then ruff + pytest")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra arguments for pytest")
     tasks.add_parser("demo", help="set up, then run the main job")
-    tasks.add_parser("addon", help="build the Blender add-on zip into dist/")
+    tasks.add_parser("wheel", help="build the backend wheel into dist/")
+    tasks.add_parser("addon", help="build the Blender add-on zip (with the backend wheel) into dist/")
     tasks.add_parser("bench-addon", help="set up, then run the add-on benchmarks in real Blender (every bpy set up)")
     args = parser.parse_args()
     try:
@@ -387,6 +437,8 @@ def main() -> None:
             print(f"build.py setup: {VENV} is ready. Next: `python3.11 build.py demo` or `{VENV}/bin/motiongpt3 -h`.")
         elif args.task == "test":
             test(args.pytest_args)
+        elif args.task == "wheel":
+            build_wheel()
         elif args.task == "addon":
             build_addon()
         elif args.task == "bench-addon":

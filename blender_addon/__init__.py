@@ -1,4 +1,4 @@
-"""MotionGPT3 for Blender: text-to-motion, captioning, prediction and in-betweening on an SMPL-22 armature."""
+"""MotionGPT3 for Blender: text-to-motion, shots, captioning, prediction and in-betweening on any mapped armature."""
 
 from __future__ import annotations
 
@@ -19,18 +19,22 @@ def register() -> None:
     from . import vendor
 
     vendor.ensure_zmq()  # before anything imports zmq (legacy installs unpack the bundled wheel)
-    from . import mapping_editor, operators, panel, properties
+    from . import install_ops, mapping_editor, operators, panel, properties, shot_ui
 
     properties.register()
     operators.register()
+    install_ops.register()
     panel.register()
     mapping_editor.register()  # after panel: its sub-panel needs MOTION_PT_panel
+    shot_ui.register()  # after panel: its sub-panel needs MOTION_PT_panel
 
 
 def unregister() -> None:
-    from . import mapping_editor, operators, panel, properties
+    from . import install_ops, mapping_editor, operators, panel, properties, shot_ui
 
+    shot_ui.unregister()
     mapping_editor.unregister()
     panel.unregister()
+    install_ops.unregister()
     operators.unregister()
     properties.unregister()

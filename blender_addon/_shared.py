@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
+    from shared import shot as shot_spec
     from shared.motion import (
         axes,
         humanml3d,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
         skeleton,
     )
     from shared.motion.align import GroundTransform, fit_ground_transform
+    from shared.motion.bone_guess import propose_bone_map
     from shared.motion.bone_map import (
         BoneMap,
         BoneMapError,
@@ -30,7 +32,6 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
         bundled_bone_maps,
         parse_bone_map,
     )
-    from shared.motion.bone_proposal import Proposal, propose_bone_map
     from shared.motion.pipeline import encode_joints
     from shared.motion.rig_joints import (
         SMPL_NAMES_MAP,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
     )
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
+        from .shared import shot as shot_spec
         from .shared.motion import (
             axes,
             humanml3d,
@@ -57,6 +59,7 @@ else:
             skeleton,
         )
         from .shared.motion.align import GroundTransform, fit_ground_transform
+        from .shared.motion.bone_guess import propose_bone_map
         from .shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
@@ -66,7 +69,6 @@ else:
             bundled_bone_maps,
             parse_bone_map,
         )
-        from .shared.motion.bone_proposal import Proposal, propose_bone_map
         from .shared.motion.pipeline import encode_joints
         from .shared.motion.rig_joints import (
             SMPL_NAMES_MAP,
@@ -80,6 +82,7 @@ else:
             match_preset,
         )
     except ImportError:  # source tree (tests): the repo root is on sys.path
+        from shared import shot as shot_spec
         from shared.motion import (
             axes,
             humanml3d,
@@ -92,6 +95,7 @@ else:
             skeleton,
         )
         from shared.motion.align import GroundTransform, fit_ground_transform
+        from shared.motion.bone_guess import propose_bone_map
         from shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
@@ -101,7 +105,6 @@ else:
             bundled_bone_maps,
             parse_bone_map,
         )
-        from shared.motion.bone_proposal import Proposal, propose_bone_map
         from shared.motion.pipeline import encode_joints
         from shared.motion.rig_joints import (
             SMPL_NAMES_MAP,

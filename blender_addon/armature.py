@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -12,7 +13,6 @@ from mathutils import Vector
 from ._shared import (
     BoneMap,
     BoneMapError,
-    Proposal,
     RigMatch,
     axes,
     bundled_presets,
@@ -153,10 +153,25 @@ def rig_bone_map(obj: bpy.types.Object | None) -> BoneMap:
     return match.bone_map
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A mapping proposed from an armature's bone names and hierarchy (`shared.motion.bone_guess`): per SMPL joint the
+    bone whose head is the joint, or None (not found, or only a midpoint / end site, which a bone slot cannot hold)."""
+
+    bones: tuple[str | None, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(j for j, b in zip(JOINT_NAMES, self.bones, strict=True) if b is None)
+
+
 def propose(obj: bpy.types.Object) -> Proposal:
-    """The mapping proposed from the armature's bone names and hierarchy (`shared.motion.bone_proposal`)."""
+    """The mapping proposed from the armature's bone names and hierarchy."""
     parents = bone_parents(obj)
-    return propose_bone_map(list(parents), parents)
+    names = list(parents)
+    index = {n: i for i, n in enumerate(names)}
+    guess = propose_bone_map(names, [index[p] if p is not None else -1 for p in parents.values()])
+    return Proposal(tuple(s.bones[0] if s is not None and s.kind == "joint" else None for s in guess.sources))
 
 
 def is_mapped_armature(obj: bpy.types.Object | None) -> bool:

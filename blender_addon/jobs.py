@@ -229,6 +229,13 @@ class Controller:
 
     # -- what the panel shows ---------------------------------------------------------------------------------
 
+    def server_label(self) -> str:
+        """"model · device" of the connected backend (from its hello `info`), or "" before it answered."""
+        info = getattr(self.client, "server_info", None) if self.client is not None else None
+        if self.state != "connected" or not isinstance(info, dict):
+            return ""
+        return " · ".join(str(info[key]) for key in ("model", "device") if info.get(key))
+
     def summary(self) -> tuple[str, float, float | None]:
         """(status text, progress 0..1, ETA seconds) over the active jobs (batch jobs count as one bar)."""
         active = self.active()

@@ -6,7 +6,10 @@ import atexit
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
+
+from .backend_env import child_environment, popen_options
 
 
 class LocalBackend:
@@ -18,9 +21,11 @@ class LocalBackend:
         atexit.register(self.stop)
 
     @staticmethod
-    def command(base: str, address: str, checkpoint: str, device: str) -> list[str]:
-        """`base` (a command line, e.g. `motiongpt3` or `/env/bin/python -m backend.cli`) + serve arguments."""
-        args = [*shlex.split(base or "motiongpt3"), "serve", "--bind", address]
+    def command(base: str | list[str], address: str, checkpoint: str, device: str) -> list[str]:
+        """`base` (a command line, e.g. `motiongpt3` or `/env/bin/python -m backend.cli`, or the installed
+        environment's [python, "-m", "backend.cli"]) + serve arguments."""
+        prefix = list(base) if isinstance(base, list) else shlex.split(base or "motiongpt3")
+        args = [*prefix, "serve", "--bind", address]
         if checkpoint:
             args += ["--checkpoint", checkpoint]
         if device and device != "auto":
@@ -37,7 +42,14 @@ class LocalBackend:
         with open(self.log_path, "wb") as log:
             log.write(("$ " + shlex.join(command) + "\n").encode())
             log.flush()
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_environment(os.environ),  # not Blender's PYTHONHOME / PYTHONPATH
+                **popen_options(sys.platform),  # no console window on Windows
+            )
 
     def stop(self, timeout_s: float = 3.0) -> None:
         if self.process is None:

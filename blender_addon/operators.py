@@ -17,6 +17,8 @@ from bpy.props import StringProperty
 from . import armature, readback, results, rig_math, user_keys
 from ._shared import client_module, encode_joints, resample
 from .action_io import action_bone_names, armature_data, assign_action
+from .backend_env import InstallError
+from .install_ops import local_backend_command
 from .jobs import Controller, Job
 from .local_backend import LOCAL_BACKEND
 from .properties import preferences, scene_settings
@@ -88,7 +90,7 @@ def _seed(settings: Any) -> int:
 def _send(kind: str, fields: dict, arrays: dict | None, target: str, params: dict, batch: str | None = None) -> Job:
     """Submit a request (starting the local backend first where configured); raises when it cannot be sent."""
     if LOCAL_BACKEND.running is False and (prefs := preferences()) is not None and prefs.start_local:
-        LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+        LOCAL_BACKEND.start(local_backend_command(prefs))
     job = CONTROLLER.submit(kind, fields, arrays, target, params, batch)
     ensure_timer()
     return job
@@ -122,6 +124,39 @@ def _start_reading(op: bpy.types.Operator, label: str, steps: Steps[Any]) -> set
 def _features_count(first: int, last: int, fps: float) -> int:
     """How many 20 fps feature frames reading scene frames first..last gives (HumanML3D drops the last frame)."""
     return resample.resampled_frame_count(last - first + 1, fps, rig_math.SMPL_FPS) - 1
+
+
+def context_window_start(first: int, last: int, fps: float, frames20: int) -> int:
+    """The first scene frame of the longest read ending at `last` (starting no earlier than `first`) that gives at
+    most `frames20` feature frames: a prediction continues from the last window before it."""
+    start = max(first, last - int(np.ceil((frames20 + 1) * fps / rig_math.SMPL_FPS)) - 1)
+    while start > first and _features_count(start - 1, last, fps) <= frames20:
+        start -= 1
+    while _features_count(start, last, fps) > frames20:
+        start += 1
+    return start
+
+
+def gap_window(first: int, last: int, gap: tuple[int, int], fps: float) -> tuple[int, int] | str:
+    """The read range around the filled frames `gap` within first..last that fits the model's window (as much context
+    on each side as fits, the side with more losing first), or why none does."""
+    if _features_count(gap[0] - 1, gap[1] + 1, fps) > MAX_FRAMES_20FPS:
+        span = _features_count(gap[0] - 1, gap[1] + 1, fps)
+        return (
+            f"the filled frames {gap[0]}-{gap[1]} with a known frame on each side are {span} frames at 20 fps: longer "
+            f"than the model's window of {MAX_FRAMES_20FPS} frames (9.8 s)"
+        )
+    start, end = gap[0] - 1, gap[1] + 1
+    while True:  # grow the side with less context first, one scene frame at a time, while the window fits
+        sides = sorted([("start", gap[0] - start), ("end", end - gap[1])], key=lambda side: side[1])
+        for side, _ in sides:
+            wider = (start - 1, end) if side == "start" else (start, end + 1)
+            if first <= wider[0] and wider[1] <= last and _features_count(*wider, fps) <= MAX_FRAMES_20FPS:
+                start, end = wider
+                break
+        else:
+            break
+    return start, end
 
 
 class MOTION_OT_create_armature(bpy.types.Operator):
@@ -180,13 +215,21 @@ class MOTION_OT_generate(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def caption_fields(frames20: int) -> dict[str, Any]:
+    """A clip longer than the model's window is captioned in windows: ask for time-stamped `segments` (a shorter clip
+    sends no field, so that servers without segments still answer)."""
+    return {"segments": True} if frames20 > MAX_FRAMES_20FPS else {}
+
+
 def _caption_steps(plan: readback.ReadPlan, params: dict[str, Any]) -> Steps[None]:
-    features, _, _ = yield from _read_steps(plan)
-    _send("caption", {}, {"features": features}, plan.obj.name, params)
+    features, _, fps = yield from _read_steps(plan)
+    params |= {"fps": fps, "frames20": len(features)}
+    _send("caption", caption_fields(len(features)), {"features": features}, plan.obj.name, params)
 
 
 class MOTION_OT_caption(bpy.types.Operator):
-    """Describe the selected armature's motion over the frame range"""
+    """Describe the selected armature's motion over the frame range (a long range in segments: one timeline marker
+    each)"""
 
     bl_idname = "motion.caption"
     bl_label = "Caption"
@@ -215,7 +258,8 @@ def _caption_all_steps(obj: bpy.types.Object, actions: list[bpy.types.Action], u
             CONTROLLER.last_error = f"{action.name}: {error}"
             continue
         features, _, _ = yield from _read_steps(plan)
-        _send("caption", {}, {"features": features}, obj.name, {"action": action.name}, batch)
+        fields = caption_fields(len(features))
+        _send("caption", fields, {"features": features}, obj.name, {"action": action.name}, batch)
 
 
 class MOTION_OT_caption_all(bpy.types.Operator):
@@ -282,13 +326,18 @@ class MOTION_OT_predict(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
         first, last = _read_range(context, s)
-        plan = _context_plan(self, context, first, last)
-        if plan is None:
-            return {"CANCELLED"}
         fps = readback.scene_fps(_scene(context))
         frames20 = rig_math.requested_frames_20fps(s.predict_frames + 1, fps)
-        if _features_count(first, last, fps) + frames20 > MAX_FRAMES_20FPS:
-            self.report({"ERROR"}, "context plus prediction is longer than 196 frames at 20 fps (9.8 s)")
+        if frames20 + 2 > MAX_FRAMES_20FPS:
+            self.report(
+                {"ERROR"},
+                f"{s.predict_frames} frames to predict are {frames20} frames at 20 fps: with 2 frames of context "
+                f"that is longer than the model's window of {MAX_FRAMES_20FPS} frames (9.8 s)",
+            )
+            return {"CANCELLED"}
+        first = context_window_start(first, last, fps, MAX_FRAMES_20FPS - frames20)  # the last window before
+        plan = _context_plan(self, context, first, last)
+        if plan is None:
             return {"CANCELLED"}
         seed = _seed(s)
         params = {
@@ -336,11 +385,13 @@ class MOTION_OT_inbetween(bpy.types.Operator):
         if not first < s.gap_start <= s.gap_end < last:
             self.report({"ERROR"}, f"the filled frames {s.gap_start}-{s.gap_end} must lie inside {first}-{last}")
             return {"CANCELLED"}
+        window = gap_window(first, last, (s.gap_start, s.gap_end), readback.scene_fps(_scene(context)))
+        if isinstance(window, str):
+            self.report({"ERROR"}, window)
+            return {"CANCELLED"}
+        first, last = window  # the frames around the gap that fit the model's window
         plan = _context_plan(self, context, first, last)
         if plan is None:
-            return {"CANCELLED"}
-        if _features_count(first, last, readback.scene_fps(_scene(context))) > MAX_FRAMES_20FPS:
-            self.report({"ERROR"}, "the frame range is longer than 196 frames at 20 fps (9.8 s)")
             return {"CANCELLED"}
         seed = _seed(s)
         params = {
@@ -452,7 +503,7 @@ class MOTION_OT_apply_result(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             if job.kind == "caption":
-                CONTROLLER.last_caption = results.store_caption(job)
+                CONTROLLER.last_caption = results.store_caption(job, _scene(context))
                 _settings(context).last_caption = CONTROLLER.last_caption
                 job.message = "captioned"
             else:
@@ -525,7 +576,7 @@ class MOTION_OT_copy_caption(bpy.types.Operator):
 
 
 class MOTION_OT_start_backend(bpy.types.Operator):
-    """Start (or restart) the local backend with the command in the preferences"""
+    """Start (or restart) the local backend (the installed one, or the command in the preferences) and connect"""
 
     bl_idname = "motion.start_backend"
     bl_label = "Start Local Backend"
@@ -534,12 +585,24 @@ class MOTION_OT_start_backend(bpy.types.Operator):
         prefs = preferences(context)
         if prefs is None:
             return {"CANCELLED"}
+        try:
+            command = local_backend_command(prefs)
+        except InstallError as error:
+            self.report({"ERROR"}, error.message)
+            return {"CANCELLED"}
         LOCAL_BACKEND.stop()
         try:
-            LOCAL_BACKEND.start(LOCAL_BACKEND.command(prefs.command, prefs.address, prefs.checkpoint, prefs.device))
+            LOCAL_BACKEND.start(command)
         except OSError as error:
             self.report({"ERROR"}, f"could not start the backend: {error}")
             return {"CANCELLED"}
+        CONTROLLER.close()  # connect afresh: the panel shows "connected" with the model and device once it answers
+        try:
+            CONTROLLER.ensure_client()
+        except Exception as error:  # zmq missing, bad key file
+            self.report({"ERROR"}, f"started the backend but could not connect: {error}")
+            return {"CANCELLED"}
+        ensure_timer()
         return {"FINISHED"}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import armature, results
+from . import armature, install_ops, results
 from .operators import CONTROLLER
-from .properties import scene_settings
+from .properties import preferences, scene_settings
 
 
 def _format_eta(eta_s: float | None) -> str:
@@ -28,8 +28,14 @@ class MOTION_PT_panel(bpy.types.Panel):
             return
 
         row = layout.row()
-        row.label(text=f"Backend: {CONTROLLER.state}", icon="LINKED" if CONTROLLER.state == "connected" else "UNLINKED")
+        server = CONTROLLER.server_label()
+        row.label(
+            text=f"Backend: {CONTROLLER.state}" + (f" · {server}" if server else ""),
+            icon="LINKED" if CONTROLLER.state == "connected" else "UNLINKED",
+        )
         row.operator("motion.connect", text="", icon="FILE_REFRESH")
+        if CONTROLLER.state != "connected" or install_ops.INSTALLER.running:
+            install_ops.draw_local_backend(layout.box(), preferences(context), compact=True)
 
         col = layout.column(align=True)
         col.label(

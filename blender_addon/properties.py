@@ -61,7 +61,7 @@ class MotionSettings(bpy.types.PropertyGroup):
 
 
 class MotionPreferences(bpy.types.AddonPreferences):
-    """Where the backend is and how to start a local one."""
+    """Where the backend is, how to install and start a local one."""
 
     bl_idname = __package__
 
@@ -72,7 +72,17 @@ class MotionPreferences(bpy.types.AddonPreferences):
     client_key_file: StringProperty(
         name="Client Secret Key", subtype="FILE_PATH", description="This client's CURVE secret key file"
     )
-    start_local: BoolProperty(name="Start a Local Backend", default=False)
+    backend_source: EnumProperty(
+        name="Local Backend",
+        items=[
+            ("INSTALLED", "Installed", "The backend that Install Local Backend put in its own environment"),
+            ("COMMAND", "Command", "A backend command of your own (e.g. a development checkout's environment)"),
+        ],
+        default="INSTALLED",
+    )
+    start_local: BoolProperty(
+        name="Start Automatically", default=False, description="Start the local backend on the first request"
+    )
     command: StringProperty(
         name="Command",
         default="motiongpt3",
@@ -84,24 +94,78 @@ class MotionPreferences(bpy.types.AddonPreferences):
         items=[(d, d.upper() if d != "auto" else "Auto", "") for d in ("auto", "cpu", "cuda", "mps")],
         default="auto",
     )
+    # Install Local Backend (advanced: the defaults suit most computers).
+    show_install_options: BoolProperty(name="Install Options", default=False)
+    env_folder: StringProperty(
+        name="Environment Folder",
+        subtype="DIR_PATH",
+        description="Where the backend's environment goes (empty: 'motiongpt3' beside Blender's per-version user "
+        "folders, shared by every Blender version)",
+    )
+    env_python: StringProperty(
+        name="Python for the Backend",
+        subtype="FILE_PATH",
+        description="The Python 3.11-3.13 that makes the environment (empty: Blender's own; nothing is installed "
+        "into it)",
+    )
+    install_device: EnumProperty(
+        name="PyTorch Build",
+        items=[
+            ("auto", "Automatic", "CUDA when an NVIDIA driver answers (nvidia-smi), otherwise CPU"),
+            ("cpu", "CPU", "The CPU build (small download)"),
+            ("cuda", "CUDA", "The CUDA build for NVIDIA GPUs (a few GB)"),
+        ],
+        default="auto",
+    )
+    torch_source: EnumProperty(
+        name="Torch Source",
+        items=[
+            ("auto", "PyTorch", "PyTorch's own index for the build (download.pytorch.org; PyPI on macOS)"),
+            ("pip", "pip's Configuration", "Wherever pip is configured to look (pip.conf, PIP_INDEX_URL)"),
+            ("custom", "Custom", "An index URL for torch, or a folder of wheels for every package (no download)"),
+        ],
+        default="auto",
+    )
+    torch_custom: StringProperty(name="Index URL or Folder", description="For Torch Source Custom")
+    torch_requirement: StringProperty(
+        name="Torch Requirement", default="torch>=2.4", description="What pip installs for torch"
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
+        from . import install_ops  # imports this module
+
         layout = self.layout
         layout.prop(self, "address")
         layout.prop(self, "server_key_file")
         layout.prop(self, "client_key_file")
         box = layout.box()
-        box.prop(self, "start_local")
+        box.label(text="Local Backend", icon="CONSOLE")
+        install_ops.draw_local_backend(box, self, compact=False)
+        box.prop(self, "backend_source", expand=True)
         col = box.column()
-        col.enabled = self.start_local
-        col.prop(self, "command")
+        if self.backend_source == "COMMAND":
+            col.prop(self, "command")
         col.prop(self, "checkpoint")
         col.prop(self, "device")
-        row = col.row()
-        row.operator("motion.start_backend", text="Restart" if LOCAL_BACKEND.running else "Start")
-        row.operator("motion.stop_backend", text="Stop")
+        col.prop(self, "start_local")
         for line in LOCAL_BACKEND.log_tail():
             col.label(text=line)
+        box.prop(
+            self,
+            "show_install_options",
+            icon="DISCLOSURE_TRI_DOWN" if self.show_install_options else "DISCLOSURE_TRI_RIGHT",
+            emboss=False,
+        )
+        if self.show_install_options:
+            col = box.column()
+            col.prop(self, "env_folder")
+            col.prop(self, "env_python")
+            col.prop(self, "install_device")
+            col.prop(self, "torch_source")
+            sub = col.column()
+            sub.enabled = self.torch_source == "custom"
+            sub.prop(self, "torch_custom")
+            col.prop(self, "torch_requirement")
 
 
 def preferences(context: bpy.types.Context | None = None) -> MotionPreferences | None:

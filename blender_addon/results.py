@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import bpy
@@ -18,6 +19,9 @@ PROP_SEED = "motiongpt3_seed"
 PROP_GROUP = "motiongpt3_group"  # request id of the result an Action belongs to (candidate list)
 PROP_CANDIDATE = "motiongpt3_candidate"
 PROP_CAPTION = "motiongpt3_caption"
+PROP_SEGMENTS = "motiongpt3_caption_segments"  # on an Action: JSON [[start_s, end_s, caption], ...] of a long clip
+PROP_MARKERS = "motiongpt3_caption_markers"  # on a scene: JSON [[frame, name], ...] of the markers captions placed
+MARKER_NAME_BYTES = 63
 
 
 def action_name(prompt: str, seed: int, candidate: int, candidates: int) -> str:
@@ -88,7 +92,7 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
         joints = humanml3d.features_to_joints(motions[c])
         contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :]  # contact labels: feet stand where the motion's do
         plant = bool(p.get("plant_feet"))
-        if job.kind == "generate":
+        if job.kind in ("generate", "shot"):  # a new motion from the start frame (not spliced into the user's)
             placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True), plant)
             yield None  # decoding and placement (~1.5 ms), then the IK in chunks
             track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))
@@ -180,10 +184,55 @@ def write_result(job: Job) -> list[bpy.types.Action]:
     return write_takes(job, run_steps(prepare_steps(job)))
 
 
-def store_caption(job: Job) -> str:
-    """The caption of a caption job, stored on the Action it was read from (custom property)."""
+def caption_segments(job: Job) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, caption) of a caption job: the server's `segments`, or the whole clip as one segment."""
+    segments = job.fields.get("segments")
+    if isinstance(segments, list) and segments:
+        return [(float(g["start_s"]), float(g["end_s"]), str(g["caption"]).strip()) for g in segments]
+    return [(0.0, float(job.params.get("frames20", 0)) / 20.0, str(job.fields.get("caption", "")).strip())]
+
+
+def marker_name(caption: str) -> str:
+    """A timeline marker's name for a caption (Blender keeps at most 63 bytes)."""
+    if len(caption.encode("utf-8")) <= MARKER_NAME_BYTES:
+        return caption
+    while len((caption + "…").encode("utf-8")) > MARKER_NAME_BYTES:
+        caption = caption[:-1]
+    return caption.rstrip() + "…"
+
+
+def place_caption_markers(
+    scene: bpy.types.Scene, first: int, last: int, fps: float, segments: list[tuple[float, float, str]]
+) -> list[bpy.types.TimelineMarker]:
+    """One timeline marker per segment at its first scene frame (the read started at `first`, at `fps`); markers an
+    earlier caption placed in first..last are replaced, the user's own markers are left alone."""
+    placed = [tuple(m) for m in json.loads(scene.get(PROP_MARKERS, "[]"))]
+    stale = {(frame, name) for frame, name in placed if first <= frame <= last}
+    for marker in list(scene.timeline_markers):
+        if (marker.frame, marker.name) in stale:
+            scene.timeline_markers.remove(marker)
+    markers = []
+    for start_s, _, caption in segments:
+        frame = min(last, first + round(start_s * fps))
+        markers.append(scene.timeline_markers.new(marker_name(caption), frame=frame))
+    kept = [entry for entry in placed if entry not in stale] + [(m.frame, m.name) for m in markers]
+    scene[PROP_MARKERS] = json.dumps(kept)
+    return markers
+
+
+def store_caption(job: Job, scene: bpy.types.Scene | None = None) -> str:
+    """The caption of a caption job, stored on the Action it was read from (custom property); a caption of a read
+    range (the Caption button, not Caption All) also gets one timeline marker per segment on `scene`."""
     caption = str(job.fields.get("caption", "")).strip()
     action = bpy.data.actions.get(job.params.get("action") or "")
     if action is not None:
         action[PROP_CAPTION] = caption
+        segments = caption_segments(job)
+        if len(segments) > 1:
+            action[PROP_SEGMENTS] = json.dumps([list(g) for g in segments])
+        elif PROP_SEGMENTS in action:
+            del action[PROP_SEGMENTS]
+    if scene is not None and "first" in job.params:
+        params = job.params
+        place_caption_markers(scene, params["first"], params["last"], params["fps"], caption_segments(job))
     return caption

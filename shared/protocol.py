@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from shared.motion.humanml3d import FEATURE_DIM, FPS, MotionShapeError, check_features
+from shared.shot import ShotError, ShotLimits, shot_from_dict
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # servers bind loopback unless given CURVE keys
 
 # Client -> server. `cancel`'s id is the id of the request to cancel.
-JOB_TYPES = ("generate", "caption", "predict", "inbetween")
+JOB_TYPES = ("generate", "caption", "predict", "inbetween", "shot")
 REQUEST_TYPES = ("hello", "heartbeat", "echo", "cancel", *JOB_TYPES)
 # Server -> client. Every request gets exactly one final reply (heartbeat's reply is a heartbeat);
 # a job gets `progress` events before it.
@@ -63,18 +64,34 @@ class Limits:
     max_frames: int = 196  # 9.8 s at 20 fps, the model's longest motion
     min_clip_frames: int = 2  # input clips (caption, predict, inbetween)
     max_clip_frames: int = 196
+    max_caption_frames: int = 12_000  # a `caption` clip with `segments` (10 min at 20 fps), captioned in windows
     max_candidates: int = 8
     min_steps: int = 2
     max_steps: int = 1000  # diffusion steps (the model's default is 100)
     max_guidance: float = 20.0
     max_seed: int = 2**32 - 1
     max_header_bytes: int = 65_536
-    max_message_bytes: int = 1_048_576  # all frames together
+    max_message_bytes: int = 16_777_216  # all frames together (a 12,000-frame clip is 12.6 MB)
     max_arrays: int = 4
     max_array_dims: int = 4
+    # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
+    max_shot_seconds: float = 60.0
+    min_segment_seconds: float = 0.5
+    max_segments: int = 24
+    max_waypoints: int = 32
+    max_paths: int = 4
+    max_path_points: int = 256
+    max_targets: int = 16
+    max_extent_m: float = 50.0
+    max_target_height_m: float = 3.0
+    max_speed_m_s: float = 8.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shot_limits(self) -> ShotLimits:
+        """The shot part as `ShotLimits`."""
+        return ShotLimits(**{name: getattr(self, name) for name in ShotLimits.__dataclass_fields__})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Limits:
@@ -83,7 +100,8 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-# What a client accepts from a server: results are up to 8 candidates x 392 frames x 263 float32 (3.3 MB).
+# What a client accepts from a server: results are up to 8 candidates x 1200 frames (a 60 s shot) x 263 float32
+# (10.1 MB).
 REPLY_LIMITS = Limits(max_header_bytes=1_048_576, max_message_bytes=64 * 1_048_576, max_arrays=16)
 
 
@@ -355,6 +373,14 @@ class _Fields:
             raise ProtocolError("bad_request", f"{name}: {value:g} is outside {low:g}..{high:g}", name)
         return float(value)
 
+    def boolean(self, name: str, default: Any = _REQUIRED) -> bool | None:
+        value = self._get(name, default)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            raise ProtocolError("bad_request", f"{name}: must be true or false, got {type(value).__name__}", name)
+        return value
+
     def text(self, name: str, max_chars: int, default: Any = _REQUIRED) -> str | None:
         value = self._get(name, default)
         if value is _MISSING:
@@ -390,8 +416,9 @@ def _expect_arrays(arrays: Arrays, names: Sequence[str]) -> None:
         raise ProtocolError("bad_request", f"{extra[0]}: not an array of this message", extra[0])
 
 
-def _clip(arrays: Arrays, limits: Limits, name: str = "features") -> np.ndarray:
-    """A raw (T, 263) float32 feature clip with T within the limits and every value finite."""
+def _clip(arrays: Arrays, limits: Limits, name: str = "features", max_frames: int | None = None) -> np.ndarray:
+    """A raw (T, 263) float32 feature clip with T within the limits (`max_frames`, else max_clip_frames) and every
+    value finite."""
     clip = arrays[name]
     if clip.dtype != np.float32:
         raise ProtocolError("bad_request", f"{name}: dtype must be <f4 (float32), got {clip.dtype.str}", name)
@@ -399,11 +426,10 @@ def _clip(arrays: Arrays, limits: Limits, name: str = "features") -> np.ndarray:
         check_features(clip, name)
     except MotionShapeError as error:
         raise ProtocolError("bad_request", str(error), name) from None
-    if not limits.min_clip_frames <= len(clip) <= limits.max_clip_frames:
+    longest = limits.max_clip_frames if max_frames is None else max_frames
+    if not limits.min_clip_frames <= len(clip) <= longest:
         raise ProtocolError(
-            "bad_request",
-            f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{limits.max_clip_frames}",
-            name,
+            "bad_request", f"{name}: {len(clip)} frames is outside {limits.min_clip_frames}..{longest}", name
         )
     return clip
 
@@ -474,9 +500,10 @@ def _generate(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str
 
 def _caption(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
     _expect_arrays(arrays, ("features",))
-    clip = _clip(arrays, limits)
+    segments = fields.boolean("segments", False)  # long clips: captioned in windows, time-stamped segments back
+    clip = _clip(arrays, limits, max_frames=limits.max_caption_frames if segments else None)
     fields.done()
-    return {}, {"features": clip}
+    return ({"segments": True} if segments else {}), {"features": clip}
 
 
 def _predict(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
@@ -506,6 +533,25 @@ def _inbetween(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[st
     return result, {"features": clip, "known": known.astype(bool)}
 
 
+SHOT_FIELDS = ("segments", "waypoints", "paths", "targets")
+
+
+def _shot(fields: _Fields, arrays: Arrays, limits: Limits) -> tuple[dict[str, Any], Arrays]:
+    """A shot: `segments` (required), `waypoints`, `paths`, `targets` as in shared/shot.py, plus the sampling fields;
+    normalised to the shot's JSON form (`Shot.to_dict`: every key present, defaults filled) plus seed, candidates,
+    guidance, steps."""
+    _expect_arrays(arrays, ())
+    data = {name: fields.fields[name] for name in SHOT_FIELDS if fields.fields.get(name) is not None}
+    fields.read.update(SHOT_FIELDS)
+    try:
+        shot = shot_from_dict(data, limits.shot_limits())
+    except ShotError as error:
+        raise ProtocolError("bad_request", error.message, error.field) from None
+    result = {**shot.to_dict(), **_sampling(fields, limits)}
+    fields.done()
+    return result, {}
+
+
 REQUEST_VALIDATORS: dict[str, Validator] = {
     "hello": _hello,
     "heartbeat": _no_payload,
@@ -515,6 +561,7 @@ REQUEST_VALIDATORS: dict[str, Validator] = {
     "caption": _caption,
     "predict": _predict,
     "inbetween": _inbetween,
+    "shot": _shot,
 }
 
 

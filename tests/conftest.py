@@ -40,6 +40,18 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def backend_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The backend wheel, built by `build.py`'s own code into a temporary folder (once per test session)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_script", TESTS.parent / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.build_wheel(tmp_path_factory.mktemp("backend_wheel"))
+
+
 @pytest.fixture(scope="module")
 def addon():
     """The add-on registered in real Blender for a Blender test module (`pytestmark = usefixtures("addon")`); left

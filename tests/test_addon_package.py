@@ -76,7 +76,10 @@ def test_zip_layout_version_and_vendored_shared(addon_zip: Path) -> None:
     assert "motiongpt3_addon/shared/motion/assets/humanml3d_mean.npy" in names
     assert manifest["version"] == version and manifest["id"] == "motiongpt3_addon"
     assert f'"version": ({", ".join(version.split("."))})' in init
-    assert "network" in manifest["permissions"]
+    assert {"network", "files"} <= set(manifest["permissions"])
+    assert all(len(reason) <= 64 for reason in manifest["permissions"].values())  # Blender's limit for the UI
+    backend_wheels = [n for n in names if n.startswith("motiongpt3_addon/runtime/")]
+    assert [Path(n).name for n in backend_wheels] == [f"motiongpt3_blender-{version}-py3-none-any.whl"]
     wheels = sorted(Path(w).name for w in manifest["wheels"])
     assert wheels == sorted(WHEELS)
     assert all(f"motiongpt3_addon/wheels/{w}" in names for w in wheels)

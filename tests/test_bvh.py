@@ -123,15 +123,57 @@ def test_rotation_channels_compose_intrinsically_in_listed_order(order: str) -> 
     np.testing.assert_allclose(bvh_end_site_positions(clip)["b"][0], child + rotation.apply([0.2, 0.1, 0]), atol=1e-12)
 
 
-def test_root_position_adds_to_offset_and_child_position_channels_add_to_its_offset() -> None:
+def test_position_channels_replace_the_offset_on_root_and_children() -> None:
+    # Blender's importer (io_anim_bvh): pose location = channel value − rest head, so a joint with position channels
+    # sits at the channel values in its parent's frame; its OFFSET only places the rest pose. Hand-derived:
+    # root at (10, 20, 30) (not + OFFSET 1 2 3); b at root + (0, 5, 0) (not + OFFSET 1 0 0); b's End Site at
+    # b + Rz(90)·(0, 1, 0) = b + (−1, 0, 0).
     text = (
         "HIERARCHY\nROOT a\n{\n OFFSET 1 2 3\n CHANNELS 3 Xposition Yposition Zposition\n"
         " JOINT b\n {\n  OFFSET 1 0 0\n  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation\n"
         "  End Site\n  {\n   OFFSET 0 1 0\n  }\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.1\n10 20 30 0 5 0 90 0 0\n"
     )
     clip = read_bvh(text)
-    np.testing.assert_allclose(bvh_world_positions(clip)[0], [[11, 22, 33], [12, 27, 33]], atol=1e-12)
-    np.testing.assert_allclose(bvh_end_site_positions(clip)["b"][0], [11, 27, 33], atol=1e-12)  # Rz(90)·(0,1,0)
+    np.testing.assert_allclose(bvh_world_positions(clip)[0], [[10, 20, 30], [10, 25, 30]], atol=1e-12)
+    np.testing.assert_allclose(bvh_end_site_positions(clip)["b"][0], [9, 25, 30], atol=1e-12)
+
+
+def test_position_channels_equal_to_the_offset_give_the_rotation_only_skeleton() -> None:
+    # What many exporters write (every joint with position channels holding its OFFSET): the same joints as the
+    # rotation-only file, not bones twice as long.
+    rotation_only = two_joint_bvh(
+        "Xposition Yposition Zposition Zrotation Yrotation Xrotation", [1, 2, 3, 30, 20, 10], "0.3 -0.5 0.7"
+    )
+    with_positions = rotation_only.replace(
+        "CHANNELS 3 Zrotation Xrotation Yrotation",
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+    ).replace("1 2 3 30 20 10 0 0 0", "1 2 3 30 20 10 0.3 -0.5 0.7 0 0 0")
+    np.testing.assert_allclose(
+        bvh_world_positions(read_bvh(with_positions)), bvh_world_positions(read_bvh(rotation_only)), atol=1e-12
+    )
+
+
+def test_a_missing_position_channel_counts_as_zero() -> None:
+    # Blender reads absent position channels of a joint that has some as 0 (not as the OFFSET's component).
+    text = two_joint_bvh("Yposition", [7], "1 0 0")
+    np.testing.assert_allclose(bvh_world_positions(read_bvh(text))[0], [[0, 7, 0], [1, 7, 0]], atol=1e-12)
+
+
+def test_lenient_syntax_as_blender_reads_it() -> None:
+    # Lower-case keywords and channels, a name with spaces (joined with '_'), a repeated name ('.001'), a name after
+    # 'End Site', '{' on the joint's line, a second ROOT.
+    text = (
+        "hierarchy\nroot my hips\n{\n offset 0 0 0\n channels 3 xposition yposition zposition\n"
+        " joint leg {\n  offset 0 -1 0\n  channels 1 zrotation\n  end site tip\n  {\n   offset 0 -1 0\n  }\n }\n"
+        " joint leg\n {\n  offset 1 0 0\n  channels 0\n }\n}\n"
+        "ROOT prop\n{\n OFFSET 5 0 0\n CHANNELS 0\n}\nmotion\nframes: 1\nframe time: 0.1\n1 2 3 90\n"
+    )
+    clip = read_bvh(text)
+    assert clip.names == ["my_hips", "leg", "leg.001", "prop"]
+    assert clip.parents == [-1, 0, 0, -1]
+    assert clip.channels[0] == ("Xposition", "Yposition", "Zposition")
+    np.testing.assert_allclose(bvh_world_positions(clip)[0], [[1, 2, 3], [1, 1, 3], [2, 2, 3], [5, 0, 0]], atol=1e-12)
+    np.testing.assert_allclose(bvh_end_site_positions(clip)["leg"][0], [2, 1, 3], atol=1e-12)  # Rz(90)·(0,-1,0)
 
 
 def test_crlf_tabs_and_bare_decimal_frame_time_parse_like_lf() -> None:

@@ -81,13 +81,14 @@ def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, cmu_walk, t
     out = tmp_path / "captions.csv"
     assert main(["caption", str(folder), "--checkpoint", str(checkpoint), "-o", str(out)]) == 1  # one failed
     rows = list(csv.DictReader(out.open()))
-    assert [Path(r["file"]).name for r in rows] == ["131_01.bvh.gz", "135_04.bvh", "broken.bvh", "feats.npy"]
-    assert rows[2]["error"] and not rows[2]["caption"]
-    assert all(r["caption"] and not r["error"] for i, r in enumerate(rows) if i != 2)
-    assert rows[0]["frames"] == "165"
+    names = [Path(r["file"]).name for r in rows]
+    assert names == ["131_01.bvh.gz", "135_04.bvh", "135_04.bvh", "broken.bvh", "feats.npy"]  # 135_04: 11 s
+    assert rows[3]["error"] and not rows[3]["caption"]
+    assert all(r["caption"] and not r["error"] for i, r in enumerate(rows) if i != 3)
+    assert (rows[0]["start_s"], rows[0]["end_s"]) == ("0.00", "8.25")  # 165 feature rows at 20 fps
     json_out = tmp_path / "captions.json"
     main(["caption", str(folder / "feats.npy"), "--checkpoint", str(checkpoint), "-o", str(json_out)])
-    assert json.loads(json_out.read_text())[0]["caption"] == rows[3]["caption"]  # deterministic
+    assert json.loads(json_out.read_text())[0]["caption"] == rows[4]["caption"]  # deterministic
 
 
 def test_frame_spec():

@@ -99,6 +99,18 @@ EXAMPLES = {  # one message of every type, with arrays where the type carries th
         {"text": "a person jumps", "candidates": 2},
         {"features": features(8), "known": np.array([1, 1, 0, 0, 0, 0, 1, 1], bool)},
     ),
+    "shot": Message(
+        "shot",
+        "s1",
+        {
+            "segments": [{"text": "a person walks", "seconds": 6.0}, {"text": "a person waves", "seconds": 2.5}],
+            "waypoints": [{"time": 5.0, "position": [1.0, 4.0], "arrive": False, "facing": 90.0}],
+            "paths": [{"start": 1.0, "end": 4.0, "points": [[0.0, 0.5], [0.5, 2.0], [1.0, 3.5]]}],
+            "targets": [{"joint": "right_hand", "time": 7.0, "position": [1.2, 1.6, 4.3]}],
+            "seed": 9,
+            "candidates": 2,
+        },
+    ),
     "info": Message("info", "h1", {"server": "motiongpt3", "protocol": 1, "limits": DEFAULT_LIMITS.to_dict()}),
     "progress": Message("progress", "g1", {"stage": "diffusion", "step": 3, "total": 100, "eta_s": 0.5}),
     "result": Message("result", "g1", {"fps": 20.0}, {"motions": np.ones((2, 30, 263), np.float32)}),

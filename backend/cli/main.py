@@ -11,16 +11,18 @@ import numpy as np
 from backend.eval.evaluate import add_eval_command
 from backend.train.cli import add_train_command
 from backend.train.demo import add_train_demo_command
-from shared.motion.bone_map import BoneMapError, bvh_to_smpl_joints, detect_bone_map, load_bone_map
+from shared.motion.bone_map import BoneMapError
 from shared.motion.bvh import BvhError, read_bvh, write_bvh
+from shared.motion.bvh_mapping import bone_map_json, bvh_joints_metres, draft_bone_map, parse_unit
 from shared.motion.humanml3d import FPS, MotionShapeError
 from shared.motion.normalization import suspicious_blocks, zscore_summary
 from shared.motion.pipeline import decode_features, encode_joints
 from shared.motion.resample import FrameRateError
 
+from .eval_suite import add_eval_suite_command
 from .motion_io import load_npy, motion_suffix
 from .server import add_server_commands
-from .tasks import add_task_commands
+from .tasks import add_map_options, add_task_commands
 
 USER_ERRORS = (OSError, BvhError, BoneMapError, MotionShapeError, FrameRateError, ValueError)
 
@@ -36,15 +38,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
     if motion_suffix(args.input) not in (".bvh", ".bvh.gz"):
         raise UsageError(f"{args.input}: encode reads a .bvh (or .bvh.gz) file")
     clip = read_bvh(args.input)
-    map_name = detect_bone_map(clip) if args.map == "auto" else args.map
-    bone_map = load_bone_map(map_name)
-    joints = bvh_to_smpl_joints(clip, bone_map)
+    joints, bone_map, metres_per_unit = bvh_joints_metres(clip, args.map, parse_unit(args.unit))
     fps = clip.fps
     features = encode_joints(joints, fps)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.output, features)
     print(f"read {args.input}: {clip.num_frames} frames at {fps:.3f} fps ({(clip.num_frames - 1) / fps:.2f} s)")
-    print(f"bone map: {bone_map.name}")
+    print(f"bone map: {bone_map.name}, {metres_per_unit:g} m per file unit")
     print(f"wrote {args.output}: {features.shape[0]} feature rows x {features.shape[1]} at {FPS:g} fps")
     print("z-scores vs HumanML3D Mean/Std (block: mean / std):")
     summary = zscore_summary(features)
@@ -54,6 +54,30 @@ def cmd_encode(args: argparse.Namespace) -> None:
     print(f"mean forward root velocity: {forward * FPS:+.3f} m/s")
     for warning in suspicious_blocks(summary):
         print(f"warning: {warning}")
+
+
+def cmd_bonemap(args: argparse.Namespace) -> int:
+    """A draft bone map for a BVH skeleton (joint names + hierarchy), unmatched SMPL joints left null."""
+    if not args.input.is_file():
+        raise FileNotFoundError(f"{args.input}: no such file")
+    clip = read_bvh(args.input)
+    name = args.output.stem if args.output is not None else "draft"
+    data, unmatched = draft_bone_map(clip, name)
+    text = bone_map_json(data)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}: {22 - len(unmatched)} of 22 SMPL joints mapped ({data['description']})")
+    if unmatched:
+        print(
+            f"unmatched (null in the map; set each to one of the skeleton's joints, listed under bvh_joints): "
+            f"{', '.join(unmatched)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -78,6 +102,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from backend.bench.motion import run_motion_benchmark
     from backend.bench.server import run_server_benchmark
 
+    if args.suite == "shot":
+        from backend.bench.shot import run_shot_benchmark
+        from backend.model.cpu_threads import configure_threads
+
+        configure_threads(args.threads)
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        scenarios = [s for s in args.scenarios.split(",") if s]
+        run_shot_benchmark(args.checkpoint, args.device, seeds, scenarios, args.json)
+        return
     if args.suite == "motion":
         run_motion_benchmark(frames=args.frames, repeats=args.repeats)
     elif args.suite == "server":
@@ -118,10 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     encode = commands.add_parser("encode", help="BVH -> (T-1, 263) HumanML3D features (.npy)")
     encode.add_argument("input", type=Path, help="BVH file of a mapped skeleton")
     encode.add_argument("-o", "--output", type=Path, required=True, help="features .npy to write")
-    encode.add_argument(
-        "--map", default="auto", help="bone map: auto, a bundled name (cmu, cgspeed_daz, smpl22) or a .json path"
-    )
+    add_map_options(encode)
     encode.set_defaults(run=cmd_encode)
+
+    bonemap = commands.add_parser("bonemap", help="draft a bone map (JSON) for a BVH skeleton no preset fits")
+    bonemap.add_argument("input", type=Path, help="BVH file")
+    bonemap.add_argument("-o", "--output", type=Path, default=None, help="map .json to write (default: stdout)")
+    bonemap.set_defaults(run=cmd_bonemap)
 
     decode = commands.add_parser("decode", help="(N, 263) features -> BVH or joints .npy")
     decode.add_argument("input", type=Path, help="features .npy (un-normalised, 20 fps)")
@@ -132,11 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_task_commands(commands)
     add_server_commands(commands)
     add_eval_command(commands)
+    add_eval_suite_command(commands)
     add_train_command(commands)
     add_train_demo_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
-    bench.add_argument("suite", choices=["motion", "model", "server"], help="which benchmark")
+    bench.add_argument("suite", choices=["motion", "model", "server", "shot"], help="which benchmark")
     bench.add_argument(
         "--preset", default="official", help="`bench model`: preset(s), comma-separated (official, demo, tiny) or all"
     )
@@ -153,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--threads", type=int, default=0, help="`bench model`: torch CPU threads (0: 1 on machines with <= 2 cores)"
     )
-    bench.add_argument("--json", type=Path, default=None, help="`bench model`: also write the results as JSON")
+    bench.add_argument("--json", type=Path, default=None, help="`bench model` / `bench shot`: also write JSON")
+    bench.add_argument("--seeds", default="0,1,2,3,4", help="`bench shot`: seeds, comma-separated")
+    bench.add_argument(
+        "--scenarios",
+        default="waypoints,path,reach,readme,suite",
+        help="`bench shot`: scenarios (waypoints adds natural; suite: the paraphrase suite's prompts in sequence)",
+    )
     bench.add_argument("--clients", type=int, default=8, help="`bench server`: concurrent clients")
     bench.add_argument("--soak", type=int, default=1000, help="`bench server`: requests in the memory soak")
     bench.set_defaults(run=cmd_bench)
@@ -168,4 +211,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"motiongpt3 {args.command}: error: {error}", file=sys.stderr)
         return 2
     return int(status or 0)
-

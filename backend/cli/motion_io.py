@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.motion.bone_map import bvh_to_smpl_joints, detect_bone_map, load_bone_map
 from shared.motion.bvh import read_bvh, write_bvh
+from shared.motion.bvh_mapping import bvh_joints_metres, parse_unit
 from shared.motion.humanml3d import FEATURE_DIM, FPS, NUM_JOINTS
 from shared.motion.pipeline import decode_features, encode_joints
 
@@ -37,15 +37,15 @@ def load_npy(path: Path) -> np.ndarray:
     return array
 
 
-def read_motion_file(path: Path, bone_map: str = "auto") -> np.ndarray:
-    """(N, 263) features at 20 fps from a BVH (mapped skeleton), a features .npy (N, 263) or joints .npy
-    (T, 22, 3; Y-up metres at 20 fps)."""
+def read_motion_file(path: Path, bone_map: str = "auto", unit: str = "map") -> np.ndarray:
+    """(N, 263) features at 20 fps from a BVH (mapped skeleton; `unit`: 'map', 'auto', a unit name or metres per
+    unit, see `bvh_joints_metres`), a features .npy (N, 263) or joints .npy (T, 22, 3; Y-up metres at 20 fps)."""
     suffix = motion_suffix(path)
     if suffix in (".bvh", ".bvh.gz"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
         clip = read_bvh(path)
-        joints = bvh_to_smpl_joints(clip, load_bone_map(detect_bone_map(clip) if bone_map == "auto" else bone_map))
+        joints, _, _ = bvh_joints_metres(clip, bone_map, parse_unit(unit))
         return encode_joints(joints, clip.fps)
     if suffix != ".npy":
         raise MotionFileError(f"{path}: expected a .bvh, .bvh.gz or .npy motion file")

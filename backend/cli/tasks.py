@@ -1,10 +1,10 @@
-"""`motiongpt3 generate | caption | predict | inbetween`: the model's tasks on the command line."""
+"""`motiongpt3 generate | caption | predict | inbetween | shot`: the model's tasks on the command line."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -65,13 +65,22 @@ def cmd_generate(args: argparse.Namespace) -> None:
     _write_all(args.output, motions, args.fps)
 
 
-def cmd_predict(args: argparse.Namespace) -> None:
-    """Continue a clip by --frames frames."""
-    from backend.tasks.inference import predict
+def _refusal(path: Path, features: np.ndarray, error: Exception) -> ValueError:
+    """A task's refusal naming the file and its length (the message names the limit)."""
+    return ValueError(f"{path} ({len(features)} frames, {len(features) / 20:g} s at 20 fps): {error}")
 
-    features = read_motion_file(args.input, args.map)
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Continue a clip by --frames frames (a clip longer than the model's window continues from its last window)."""
+    from backend.tasks.inference import TaskError
+    from backend.tasks.long_clips import predict_long
+
+    features = read_motion_file(args.input, args.map, args.unit)
     model = _model(args)
-    motions = predict(model, features, args.frames, **_generation_options_of(args))
+    try:
+        motions = predict_long(model, features, args.frames, **_generation_options_of(args))
+    except TaskError as error:
+        raise _refusal(args.input, features, error) from None
     _write_all(args.output, motions, args.fps)
 
 
@@ -94,9 +103,10 @@ def parse_frame_spec(spec: str, frames: int) -> np.ndarray:
 
 def cmd_inbetween(args: argparse.Namespace) -> None:
     """Fill the unknown frames of a clip (default: keep the first and last quarter, as upstream)."""
-    from backend.tasks.inference import inbetween
+    from backend.tasks.inference import TaskError
+    from backend.tasks.long_clips import inbetween_long
 
-    features = read_motion_file(args.input, args.map)
+    features = read_motion_file(args.input, args.map, args.unit)
     if args.known is None:
         known = np.zeros(len(features), dtype=bool)
         known[: int(0.25 * len(features))] = True
@@ -104,56 +114,127 @@ def cmd_inbetween(args: argparse.Namespace) -> None:
     else:
         known = parse_frame_spec(args.known, len(features))
     model = _model(args)
-    motions = inbetween(model, features, known, **_generation_options_of(args), text=args.text)
+    try:
+        motions = inbetween_long(model, features, known, **_generation_options_of(args), text=args.text)
+    except TaskError as error:
+        raise _refusal(args.input, features, error) from None
     print(f"kept {int(known.sum())} known frames of {len(features)}")
     _write_all(args.output, motions, args.fps)
 
 
-def cmd_caption(args: argparse.Namespace) -> int:
-    """Caption every clip of the inputs; one CSV/JSON row per file; a bad file is reported, not fatal."""
-    from backend.tasks.inference import motion_to_text
+def read_shot_file(path: Path) -> dict:
+    """The JSON object of a shot file (its validation is `shared.shot.shot_request_from_dict`)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a shot file holds one JSON object, got {type(data).__name__}")
+    return data
 
-    suffix = args.output.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise ValueError(f"{args.output}: output must end in .csv or .json")
-    files = motion_files_in(args.inputs)
-    if not files:
-        raise ValueError(f"no {' or '.join(MOTION_SUFFIXES)} files in {', '.join(map(str, args.inputs))}")
+
+def cmd_shot(args: argparse.Namespace) -> None:
+    """A shot file (segments, waypoints, paths, targets) -> one continuous motion per candidate, and a report."""
+    from backend.tasks.shot import shot_to_motion
+    from shared.motion.shot_math import constraint_errors
+    from shared.shot import ShotError, shot_request_from_dict
+
+    data = read_shot_file(args.input)
+    for name in ("seed", "candidates", "guidance", "steps"):  # flags given on the command line win
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    try:
+        request = shot_request_from_dict(data)
+    except ShotError as error:
+        raise ValueError(f"{args.input}: {error}") from None
+    shot = request.shot
+    print(
+        f"{len(shot.segments)} segments, {shot.seconds:g} s ({shot.frames} frames at 20 fps); "
+        f"{len(shot.waypoints)} waypoints, {len(shot.paths)} paths, {len(shot.targets)} targets"
+    )
     model = _model(args)
-    rows: list[dict[str, object]] = []
-    pending: list[tuple[dict[str, object], np.ndarray]] = []
+    motions = shot_to_motion(
+        model,
+        shot,
+        seed=request.seed,
+        candidates=request.candidates,
+        guidance=request.guidance,
+        steps=request.steps,
+        control=_control(),
+    )
+    _write_all(args.output, motions, args.fps)
+    report = []
+    for stem, motion in zip(_output_stems(args.output, len(motions)), motions, strict=True):
+        errors = constraint_errors(motion, shot).to_dict()
+        report.append({"motion": str(stem.with_name(stem.name + ".npy")), **errors})
+        parts = [f"{key} {', '.join(f'{v:.3f}' for v in values)}" for key, values in errors.items() if values]
+        if parts:
+            print(f"{stem.name}: " + "; ".join(parts))
+    stem = _output_stems(args.output, 1)[0]
+    path = stem.with_name(stem.name + "_report.json")
+    path.write_text(json.dumps({"shot": shot.to_dict(), "seed": request.seed, "candidates": report}, indent=1) + "\n")
+    print(f"wrote {path}")
 
-    def flush() -> None:
-        captions = motion_to_text(model, [f for _, f in pending], do_sample=False)
-        for (row, _), caption in zip(pending, captions, strict=True):
-            row["caption"] = caption
-        pending.clear()
 
-    for index, path in enumerate(files, start=1):
-        row: dict[str, object] = {"file": str(path), "frames": 0, "caption": "", "error": ""}
-        rows.append(row)
-        try:
-            features = read_motion_file(path, args.map)
-            row["frames"] = len(features)
-            pending.append((row, features))
-        except (OSError, ValueError) as error:
-            row["error"] = str(error)
-        print(f"[{index}/{len(files)}] {path.name}{': ' + str(row['error']) if row['error'] else ''}", file=sys.stderr)
-        if len(pending) == CAPTION_BATCH:
-            flush()
-    if pending:
-        flush()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".json":
-        args.output.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    else:
-        with args.output.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["file", "frames", "caption", "error"])
-            writer.writeheader()
-            writer.writerows(rows)
-    failed = sum(1 for row in rows if row["error"])
-    print(f"wrote {args.output}: {len(rows) - failed} captioned, {failed} failed")
-    return 1 if failed else 0
+def cmd_caption(args: argparse.Namespace) -> int:
+    """Caption every clip of the inputs (files or folders, any length) as time-stamped segments: one row per segment,
+    an error row for a file that cannot be captioned (the others go on), resumable, with a progress bar."""
+    from .library import RowSink, caption_library
+    from .progress import ProgressBar
+
+    sink = RowSink(args.output, fresh=args.fresh)
+    try:
+        files = [str(p) for p in motion_files_in(args.inputs)]
+        if not files:
+            raise ValueError(f"no {' or '.join(MOTION_SUFFIXES)} files in {', '.join(map(str, args.inputs))}")
+        todo = sum(1 for f in files if f not in sink.done)
+        jobs = args.jobs if args.jobs >= 0 else max(1, (os.cpu_count() or 2) - 1)
+        jobs = jobs if todo >= 4 else 0  # a few files: parse them here rather than start processes
+        progress = ProgressBar(todo, "files")
+        if args.ray is not None:
+            from .ray_caption import caption_library_on_ray
+
+            stats = caption_library_on_ray(args.ray, files, sink, args, progress)
+        else:
+            model = _model(args)
+            plan, caption = _window_captioner(model, args.batch)
+            stats = caption_library(files, sink, plan, caption, args.map, jobs, args.batch, progress, args.unit)
+        progress.close()
+    finally:
+        sink.close()
+    where = args.output if args.output is not None else "standard output"
+    print(f"wrote {where}: {stats.summary(jobs if args.ray is None else 0)}", file=sys.stderr)
+    for file in stats.failed[:10]:
+        print(f"  failed: {file}", file=sys.stderr)
+    return 1 if stats.errors else 0
+
+
+def _window_captioner(model, batch: int):
+    """(plan_windows, caption) for `caption_library`: the model's windows of a clip, and batched greedy captions."""
+    from backend.tasks.long_clips import caption_window_clips, clip_windows
+
+    def plan(features: np.ndarray) -> list[tuple[int, int]]:
+        return [(w.start, w.end) for w in clip_windows(model, features)]
+
+    def caption(pieces: list[np.ndarray]) -> list[str]:
+        return caption_window_clips(model, pieces, batch)
+
+    return plan, caption
+
+
+def add_map_options(parser: argparse.ArgumentParser) -> None:
+    """--map and --unit for commands that read BVH files."""
+    parser.add_argument(
+        "--map", default="auto", help="bone map for BVH input: auto, a bundled name (cmu, cgspeed_daz, ...) or a .json"
+    )
+    parser.add_argument(
+        "--unit",
+        default="map",
+        help="length unit of BVH input: map (the bone map's unit_to_metres), auto (from the skeleton's size), "
+        "m, cm, mm, in, ft, cmu or metres per unit; a skeleton not human-sized in it is refused",
+    )
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +278,7 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="continue a motion clip")
     predict.add_argument("input", type=Path, help=".bvh or .npy clip")
     predict.add_argument("--frames", type=int, default=60, help="frames to add (1-196)")
-    predict.add_argument("--map", default="auto", help="bone map for a BVH input")
+    add_map_options(predict)
     _generation_options(predict)
     predict.set_defaults(run=cmd_predict)
 
@@ -209,13 +290,38 @@ def add_task_commands(commands: argparse._SubParsersAction) -> None:
     inbetween.add_argument(
         "--text", default=None, help="what should happen in the filled frames, e.g. 'a person jumps up' (optional)"
     )
-    inbetween.add_argument("--map", default="auto", help="bone map for a BVH input")
+    add_map_options(inbetween)
     _generation_options(inbetween)
     inbetween.set_defaults(run=cmd_inbetween)
 
-    caption = commands.add_parser("caption", help="motion -> text for many clips (files or folders)")
-    caption.add_argument("inputs", type=Path, nargs="+", help=".bvh / .npy files or folders")
-    caption.add_argument("-o", "--output", type=Path, required=True, help="captions .csv or .json")
-    caption.add_argument("--map", default="auto", help="bone map for BVH inputs")
+    shot = commands.add_parser("shot", help="a shot file (prompt segments, waypoints, paths, targets) -> one motion")
+    shot.add_argument("input", type=Path, help="shot .json (see README: Shots)")
+    _generation_options(shot)
+    for action in shot._actions:  # the file's seed / candidates apply unless given here
+        if action.dest in ("seed", "candidates"):
+            action.default = None
+    shot.set_defaults(run=cmd_shot)
+
+    caption = commands.add_parser(
+        "caption", help="motion -> text for clips of any length, files or whole folders (resumable)"
+    )
+    caption.add_argument("inputs", type=Path, nargs="+", help=".bvh / .bvh.gz / .npy files or folders")
+    caption.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="captions .csv, .jsonl or .json (rows file, start_s, end_s, caption, error); default: CSV on stdout. "
+        "An existing table is resumed: its files are skipped",
+    )
+    caption.add_argument("--fresh", action="store_true", help="start the output table over instead of resuming it")
+    add_map_options(caption)
+    caption.add_argument(
+        "--jobs", type=int, default=-1, help="processes parsing files (default: CPU cores - 1; 0: parse here)"
+    )
+    caption.add_argument("--batch", type=int, default=CAPTION_BATCH, help="windows captioned per model call")
+    caption.add_argument(
+        "--ray", default=None, metavar="ADDRESS", help="run on a Ray cluster ('auto', 'local' or ray://host:10001)"
+    )
     _model_options(caption)
     caption.set_defaults(run=cmd_caption)

@@ -9,8 +9,10 @@ import numpy as np
 
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import PromptTooLongError
-from backend.tasks import inference
-from shared.protocol import Limits, Message
+from backend.tasks import inference, long_clips, shot
+from shared.motion.shot_math import constraint_errors
+from shared.protocol import SHOT_FIELDS, Limits, Message
+from shared.shot import ShotError, shot_from_dict
 
 Output = tuple[dict[str, Any], dict[str, np.ndarray]]  # result fields, result arrays
 TaskRunner = Callable[[MotionGPT3, Sequence[Message], inference.TaskControl], list[Output]]
@@ -51,9 +53,17 @@ def run_generate(model: MotionGPT3, requests: Sequence[Message], control: infere
 
 
 def run_caption(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
-    """Greedy captions for any number of clips in one call."""
-    captions = inference.motion_to_text(model, [r.arrays["features"] for r in requests], control=control)
-    return [({"caption": caption}, {}) for caption in captions]
+    """Greedy captions for any number of clips in one call; a request with `segments` gets its clip's windows as
+    time-stamped segments (`backend/tasks/long_clips.py`) and their captions joined as `caption`."""
+    clips = [r.arrays["features"] for r in requests]
+    outputs: list[Output] = []
+    for request, segments in zip(requests, long_clips.caption_segments(model, clips, control=control), strict=True):
+        if request.fields.get("segments"):
+            rows = [{"start_s": s.start_s, "end_s": s.end_s, "caption": s.caption} for s in segments]
+            outputs.append(({"caption": long_clips.joined_caption(segments), "segments": rows}, {}))
+        else:
+            outputs.append(({"caption": segments[0].caption}, {}))
+    return outputs
 
 
 def run_predict(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
@@ -78,11 +88,21 @@ def run_inbetween(model: MotionGPT3, requests: Sequence[Message], control: infer
     return [({}, _motions(motions))]
 
 
+def run_shot(model: MotionGPT3, requests: Sequence[Message], control: inference.TaskControl) -> list[Output]:
+    """A shot (validated by the protocol) -> its candidates, with each candidate's constraint errors (metres)."""
+    (request,) = requests
+    spec = shot_from_dict({name: request.fields[name] for name in SHOT_FIELDS})
+    motions = shot.shot_to_motion(model, spec, **_sampling(request.fields), control=control)
+    errors = [constraint_errors(m, spec).to_dict() for m in motions] if spec.constrained else []
+    return [({"constraint_errors": errors}, _motions(motions))]
+
+
 TASK_RUNNERS: dict[str, TaskRunner] = {
     "generate": run_generate,
     "caption": run_caption,
     "predict": run_predict,
     "inbetween": run_inbetween,
+    "shot": run_shot,
 }
 
 
@@ -90,6 +110,8 @@ def request_error(error: Exception) -> tuple[str, str | None] | None:
     """(message, field) when the model refused the request itself (a bad request); None for a crash."""
     if isinstance(error, PromptTooLongError):
         return str(error), "text"
+    if isinstance(error, ShotError):
+        return error.message, error.field
     if isinstance(error, inference.TaskError):
         name = str(error).split(":", 1)[0].split("[", 1)[0].split(" ", 1)[0]
         return str(error), name if name.isidentifier() else None

@@ -1,4 +1,4 @@
-"""The four MotionGPT3 tasks over a loaded model (text-to-motion, captioning, prediction, in-betweening)."""
+"""The MotionGPT3 tasks over a loaded model (text-to-motion, captioning, prediction, in-betweening, shots)."""
 
 from .inference import (
     NO_CONTROL,
@@ -10,6 +10,7 @@ from .inference import (
     predict,
     text_to_motion,
 )
+from .shot import shot_to_motion
 
 __all__ = [
     "NO_CONTROL",
@@ -19,5 +20,6 @@ __all__ = [
     "inbetween",
     "motion_to_text",
     "predict",
+    "shot_to_motion",
     "text_to_motion",
 ]

@@ -29,16 +29,6 @@ from backend.model.tokenizer import (
     tokenize_batch,
 )
 
-__all__ = [
-    "GenerationCancelled",
-    "TaskControl",
-    "TaskError",
-    "inbetween",
-    "motion_to_text",
-    "predict",
-    "text_to_motion",
-]
-
 # Prompt wording (ours). The released model was trained on raw captions for text-to-motion and on short task
 # prefixes for the motion-input tasks; a newline separates the prompt from the answer (spec §2.3, §2.5).
 PREDICT_PREFIX = "Predict motion: "

@@ -86,6 +86,8 @@ def bundled_bone_maps() -> list[str]:
 
 
 def _parse_source(smpl_joint: str, entry: object) -> JointSource:
+    if entry is None:
+        raise BoneMapError(f"{smpl_joint}: not mapped yet (null): set it to a joint of the skeleton")
     if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in SOURCE_KINDS:
         raise BoneMapError(
             f"{smpl_joint}: expected one of {{'joint': name}}, {{'end_site': name}}, "
@@ -238,14 +240,10 @@ def check_bone_map(clip: BvhClip, bone_map: BoneMap) -> None:
 
 
 def detect_bone_map(clip: BvhClip) -> str:
-    """Name of the first bundled bone map (alphabetically) whose bones all exist in `clip`."""
-    fits = [name for name in bundled_bone_maps() if not missing_bones(clip, load_bone_map(name))]
-    if not fits:
-        raise BoneMapError(
-            f"no bundled bone map ({', '.join(bundled_bone_maps())}) fits this BVH skeleton "
-            f"(root {clip.names[0]!r}, {len(clip.names)} joints); pass a bone map file"
-        )
-    return fits[0]
+    """Name of the bundled bone map that fits `clip` best; BoneMapError names the closest preset and what it lacks."""
+    from .bvh_mapping import fit_bone_map  # (that module builds on this one)
+
+    return fit_bone_map(clip).name
 
 
 def bvh_to_smpl_joints(clip: BvhClip, bone_map: BoneMap | str | Path | None = None) -> np.ndarray:
@@ -253,8 +251,12 @@ def bvh_to_smpl_joints(clip: BvhClip, bone_map: BoneMap | str | Path | None = No
 
     `bone_map`: a BoneMap, a bundled name or JSON path, or None to detect it from the bone names.
     """
-    if not isinstance(bone_map, BoneMap):
-        bone_map = load_bone_map(bone_map if bone_map is not None else detect_bone_map(clip))
+    if bone_map is None:
+        from .bvh_mapping import fit_bone_map  # (that module builds on this one)
+
+        bone_map = fit_bone_map(clip)  # names resolved (e.g. a prefix)
+    elif not isinstance(bone_map, BoneMap):
+        bone_map = load_bone_map(bone_map)
     check_bone_map(clip, bone_map)
     rotations, positions = bvh_forward_kinematics(clip)
     needs_end_sites = any(s.kind == "end_site" for s in bone_map.sources)

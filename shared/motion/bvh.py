@@ -68,14 +68,29 @@ class _Tokens:
         """Line of the token read last."""
         return self.items[max(self.pos - 1, 0)][1] if self.items else 1
 
+    def at_end(self) -> bool:
+        return self.pos >= len(self.items)
+
+    def peek(self) -> str:
+        return "" if self.at_end() else self.items[self.pos][0]
+
     def next(self, what: str) -> str:
         if self.pos >= len(self.items):
             raise BvhError(f"unexpected end of HIERARCHY, expected {what}")
         self.pos += 1
         return self.items[self.pos - 1][0]
 
+    def rest_of_line(self, what: str) -> list[str]:
+        """The next token and every further token on its line, up to an opening '{' (left to be read next)."""
+        first = self.next(what)
+        line = self.line()
+        words = [first]
+        while not self.at_end() and self.items[self.pos][1] == line and self.items[self.pos][0] != "{":
+            words.append(self.next(what))
+        return words
+
     def expect(self, word: str) -> None:
-        if (tok := self.next(f"'{word}'")) != word:
+        if (tok := self.next(f"'{word}'")).lower() != word.lower():
             raise BvhError(f"line {self.line()}: expected '{word}', found '{tok}'")
 
     def number(self, what: str) -> float:
@@ -97,9 +112,24 @@ class _Hierarchy:
     channels: list[tuple[str, ...]] = field(default_factory=list)
     end_sites: dict[int, np.ndarray] = field(default_factory=dict)
 
+    def unique(self, name: str) -> str:
+        """`name`, or `name.001`, `name.002`... when a joint of that name exists (as Blender's importer does)."""
+        candidate, k = name, 0
+        while candidate in self.names:
+            k += 1
+            candidate = f"{name}.{k:03d}"
+        return candidate
 
-def _parse_joint(tokens: _Tokens, tree: _Hierarchy, name: str, parent: int) -> None:
-    """Parse `{ OFFSET x y z CHANNELS n ... (JOINT ... | End Site ...)* }` of one joint into `tree`."""
+
+_CHANNEL_NAMES = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
+
+
+def _parse_joint(tokens: _Tokens, tree: _Hierarchy, parent: int) -> None:
+    """Parse `name { OFFSET x y z CHANNELS n ... (JOINT ... | End Site ...)* }` of one joint into `tree`.
+
+    Keywords and channel names are case-insensitive; a name with spaces is joined with underscores and a repeated
+    name gets a `.001` suffix (both as Blender's importer does)."""
+    name = tree.unique("_".join(tokens.rest_of_line("joint name")))
     joint = len(tree.names)
     tree.names.append(name)
     tree.parents.append(parent)
@@ -110,15 +140,20 @@ def _parse_joint(tokens: _Tokens, tree: _Hierarchy, name: str, parent: int) -> N
     count = tokens.number(f"CHANNELS count of {name}")
     if count != int(count) or count < 0:
         raise BvhError(f"line {tokens.line()}: bad CHANNELS count {count} of joint {name}")
-    channels = tuple(tokens.next(f"channel of {name}") for _ in range(int(count)))
-    if bad := [c for c in channels if c not in POSITION_CHANNELS + ROTATION_CHANNELS]:
+    listed = [tokens.next(f"channel of {name}") for _ in range(int(count))]
+    if bad := [c for c in listed if c.lower() not in _CHANNEL_NAMES]:
         raise BvhError(f"line {tokens.line()}: unknown channel {bad[0]} of joint {name} (or wrong CHANNELS count)")
+    channels = tuple(_CHANNEL_NAMES[c.lower()] for c in listed)
+    if len(set(channels)) != len(channels):
+        raise BvhError(f"line {tokens.line()}: joint {name} lists a channel twice: {' '.join(listed)}")
     tree.channels.append(channels)
     while (tok := tokens.next(f"'}}' closing joint {name}")) != "}":
-        if tok == "JOINT":
-            _parse_joint(tokens, tree, tokens.next("joint name"), joint)
-        elif tok == "End":
-            tokens.expect("Site")
+        if tok.lower() == "joint":
+            _parse_joint(tokens, tree, joint)
+        elif tok.lower() == "end":
+            site = tokens.rest_of_line("'Site'")  # a name after 'End Site' is allowed and ignored
+            if site[0].lower() != "site":
+                raise BvhError(f"line {tokens.line()}: expected 'Site' after 'End', found '{site[0]}'")
             _parse_end_site(tokens, tree, joint)
         else:
             raise BvhError(f"line {tokens.line()}: expected JOINT, End Site or '}}' in joint {name}, found '{tok}'")
@@ -135,7 +170,7 @@ def _parse_end_site(tokens: _Tokens, tree: _Hierarchy, joint: int) -> None:
 
 def _parse_header_value(line_no: int, line: str, key: str) -> float:
     head, _, value = line.partition(":")
-    if " ".join(head.split()) != key:
+    if " ".join(head.split()).lower() != key.lower():
         raise BvhError(f"line {line_no}: expected '{key}:', found '{line.strip()}'")
     try:
         return float(value)
@@ -175,18 +210,23 @@ def _is_number(text: str) -> bool:
 
 
 def parse_bvh(text: str) -> BvhClip:
-    """Parse BVH text (any hierarchy, channel order and line endings)."""
+    """Parse BVH text (any hierarchy, channel order and line endings; one or more ROOT joints)."""
     lines = text.splitlines()
-    motion_at = next((i for i, line in enumerate(lines) if line.strip() == "MOTION"), None)
+    motion_at = next((i for i, line in enumerate(lines) if line.strip().upper() == "MOTION"), None)
     if motion_at is None:
         raise BvhError("no MOTION section")
     tokens = _Tokens(lines[:motion_at])
     tokens.expect("HIERARCHY")
-    tokens.expect("ROOT")
     tree = _Hierarchy()
-    _parse_joint(tokens, tree, tokens.next("root name"), -1)
-    if tokens.pos != len(tokens.items):
-        raise BvhError(f"line {tokens.line() + 1}: unexpected '{tokens.next('')}' after the ROOT joint's closing '}}'")
+    tokens.expect("ROOT")
+    _parse_joint(tokens, tree, -1)
+    while not tokens.at_end():
+        if tokens.peek().lower() != "root":
+            raise BvhError(
+                f"line {tokens.line() + 1}: unexpected '{tokens.next('')}' after a ROOT joint's closing '}}'"
+            )
+        tokens.next("ROOT")
+        _parse_joint(tokens, tree, -1)
     num_channels = sum(len(c) for c in tree.channels)
     frame_time, motion = _parse_motion(lines[motion_at + 1 :], motion_at + 2, num_channels)
     return BvhClip(
@@ -203,7 +243,7 @@ def parse_bvh(text: str) -> BvhClip:
 def read_bvh(path_or_text: str | Path) -> BvhClip:
     """Read a BVH file (`.bvh`, or gzip-compressed `.bvh.gz`); a string that starts with HIERARCHY is taken as the
     file's text."""
-    if isinstance(path_or_text, str) and path_or_text.lstrip().startswith("HIERARCHY"):
+    if isinstance(path_or_text, str) and path_or_text.lstrip()[:9].upper() == "HIERARCHY":
         return parse_bvh(path_or_text)
     data = Path(path_or_text).read_bytes()
     if data[:2] == b"\x1f\x8b":  # the gzip magic number
@@ -216,20 +256,24 @@ def read_bvh(path_or_text: str | Path) -> BvhClip:
 
 
 def _local_transforms(clip: BvhClip, joint: int) -> tuple[np.ndarray, np.ndarray]:
-    """(F, 3, 3) rotation and (F, 3) translation of `joint` relative to its parent.
+    """(F, 3, 3) rotation and (F, 3) translation of `joint` relative to its parent (for a root: world).
 
     Rotation channels compose in listed order as intrinsic rotations (`Zrotation Xrotation Yrotation` →
-    Rz·Rx·Ry); position channels add to the OFFSET (for the root: absolute position + OFFSET).
+    Rz·Rx·Ry). Position channels, on any joint, root included, are the joint's position in its parent's frame and
+    replace its OFFSET, as in Blender's importer (`io_anim_bvh`: pose location = channel value − rest head); a
+    joint that has some position channels but not all three takes 0 for the missing ones (Blender does the same).
+    A joint without position channels sits at its OFFSET.
     """
     values = clip.motion[:, clip.channel_columns(joint)]
     rotation = np.broadcast_to(np.eye(3), (clip.num_frames, 3, 3))
-    translation = np.broadcast_to(clip.offsets[joint], (clip.num_frames, 3)).copy()
+    has_position = any(c in POSITION_CHANNELS for c in clip.channels[joint])
+    translation = np.zeros((clip.num_frames, 3)) if has_position else np.tile(clip.offsets[joint], (clip.num_frames, 1))
     for k, channel in enumerate(clip.channels[joint]):
         axis = "XYZ".index(channel[0])
         if channel in ROTATION_CHANNELS:
             rotation = rotation @ axis_angle_to_matrix(np.eye(3)[axis], np.deg2rad(values[:, k]))
         else:
-            translation[:, axis] += values[:, k]
+            translation[:, axis] = values[:, k]
     return rotation, translation
 
 

@@ -18,7 +18,7 @@ from .bone_map import BoneMap
 from .humanml3d import FEET_THRESHOLD, FPS
 from .proportions import Proportions, to_rig, to_smpl
 from .rig_joints import is_left_alone, joints_from_bones
-from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, depth_first_order
 
 _PARENT_INDEX = np.maximum(np.array(PARENTS), 0)
 _FEET = [*FOOT_LEFT, *FOOT_RIGHT]  # l_ankle, l_ball, r_ankle, r_ball: the order of the contact labels
@@ -125,6 +125,21 @@ def character_frame(world_from_armature: np.ndarray, metres_per_unit: float, res
 def leg_scale(rest_joints_character: np.ndarray) -> float:
     """The rig's leg length (hip → knee → ankle) relative to SMPL's: root travel and heights scale by it."""
     return Proportions.of(rest_joints_character).scale
+
+
+def proportioned_joints(joints: np.ndarray, rest_joints: np.ndarray, scale: float) -> np.ndarray:
+    """(T, 22, 3) motion with each bone along its own direction at the length it has in `rest_joints` (22, 3), the
+    pelvis trajectory scaled by `scale`: a direction-only rebuild (shots' reach targets use it for the SMPL-22
+    armature; rigs are placed by `place_motion`, whose pelvis and chest carry their children by the fitted turn)."""
+    joints = np.asarray(joints, dtype=np.float64)
+    bones = joints - joints[:, _PARENT_INDEX]
+    unit = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
+    lengths = np.linalg.norm(rest_joints - rest_joints[_PARENT_INDEX], axis=-1)
+    out = np.empty_like(joints)
+    out[:, 0] = joints[:, 0] * scale
+    for j in depth_first_order()[1:]:
+        out[:, j] = out[:, PARENTS[j]] + unit[:, j] * lengths[j]
+    return out
 
 
 def contacts_at_rate(contacts_20fps: np.ndarray, frames: int, fps: float) -> np.ndarray:
