@@ -137,6 +137,7 @@ BLENDER_TESTS = (
     "tests/test_blender_addon_backend.py",
     "tests/test_blender_bvh.py",
     "tests/test_blender_bvh_import.py",
+    "tests/test_blender_control_rigs.py",
     "tests/test_blender_inbetween_keys.py",
     "tests/test_blender_install.py",
     "tests/test_blender_key_write.py",

@@ -10,11 +10,23 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the packaged copy is the same code)
     from shared import shot as shot_spec
-    from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+    from shared.motion import (
+        axes,
+        humanml3d,
+        ik,
+        pass_through,
+        proportions,
+        quaternion,
+        resample,
+        retarget,
+        skeleton,
+    )
     from shared.motion.align import GroundTransform, fit_ground_transform
+    from shared.motion.bone_guess import propose_bone_map
     from shared.motion.bone_map import (
         BoneMap,
         BoneMapError,
+        IkLimb,
         JointSource,
         bone_map_data,
         bundled_bone_maps,
@@ -26,6 +38,7 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
         RigMatch,
         bundled_presets,
         describe_missing,
+        describe_unmapped,
         detect_rig_map,
         is_left_alone,
         joints_from_bones,
@@ -34,11 +47,23 @@ if TYPE_CHECKING:  # the type checker reads the source tree's `shared` (the pack
 else:
     try:  # packaged add-on: build.py copies shared/ to <add-on>/shared/, so no top-level `shared` reaches Blender
         from .shared import shot as shot_spec
-        from .shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+        from .shared.motion import (
+            axes,
+            humanml3d,
+            ik,
+            pass_through,
+            proportions,
+            quaternion,
+            resample,
+            retarget,
+            skeleton,
+        )
         from .shared.motion.align import GroundTransform, fit_ground_transform
+        from .shared.motion.bone_guess import propose_bone_map
         from .shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
+            IkLimb,
             JointSource,
             bone_map_data,
             bundled_bone_maps,
@@ -50,6 +75,7 @@ else:
             RigMatch,
             bundled_presets,
             describe_missing,
+            describe_unmapped,
             detect_rig_map,
             is_left_alone,
             joints_from_bones,
@@ -57,11 +83,23 @@ else:
         )
     except ImportError:  # source tree (tests): the repo root is on sys.path
         from shared import shot as shot_spec
-        from shared.motion import axes, humanml3d, ik, pass_through, quaternion, resample, retarget, skeleton
+        from shared.motion import (
+            axes,
+            humanml3d,
+            ik,
+            pass_through,
+            proportions,
+            quaternion,
+            resample,
+            retarget,
+            skeleton,
+        )
         from shared.motion.align import GroundTransform, fit_ground_transform
+        from shared.motion.bone_guess import propose_bone_map
         from shared.motion.bone_map import (
             BoneMap,
             BoneMapError,
+            IkLimb,
             JointSource,
             bone_map_data,
             bundled_bone_maps,
@@ -73,6 +111,7 @@ else:
             RigMatch,
             bundled_presets,
             describe_missing,
+            describe_unmapped,
             detect_rig_map,
             is_left_alone,
             joints_from_bones,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -15,10 +16,11 @@ from ._shared import (
     RigMatch,
     axes,
     bundled_presets,
-    describe_missing,
+    describe_unmapped,
     detect_rig_map,
     match_preset,
     parse_bone_map,
+    propose_bone_map,
     retarget,
     skeleton,
 )
@@ -141,8 +143,35 @@ def rig_bone_map(obj: bpy.types.Object | None) -> BoneMap:
     except (BoneMapError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{obj.name}: bad bone mapping: {error}") from None
     if not match.complete:
-        raise ValueError(f"{obj.name}: {describe_missing(match)}; rename those bones or map them (Bone Mapping panel)")
+        if match.score >= 0.5:
+            raise ValueError(f"{obj.name}: {describe_unmapped(match, 0, ())}; rename those bones or map them (Bone "
+                             "Mapping panel)")  # fmt: skip
+        proposal = propose(obj)
+        found = len(JOINT_NAMES) - len(proposal.missing)
+        raise ValueError(f"{obj.name}: {describe_unmapped(match, found, proposal.missing)}: check it in the Bone "
+                         "Mapping panel (Fill from Detection, then Apply Mapping)")  # fmt: skip
     return match.bone_map
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A mapping proposed from an armature's bone names and hierarchy (`shared.motion.bone_guess`): per SMPL joint the
+    bone whose head is the joint, or None (not found, or only a midpoint / end site, which a bone slot cannot hold)."""
+
+    bones: tuple[str | None, ...]
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(j for j, b in zip(JOINT_NAMES, self.bones, strict=True) if b is None)
+
+
+def propose(obj: bpy.types.Object) -> Proposal:
+    """The mapping proposed from the armature's bone names and hierarchy."""
+    parents = bone_parents(obj)
+    names = list(parents)
+    index = {n: i for i, n in enumerate(names)}
+    guess = propose_bone_map(names, [index[p] if p is not None else -1 for p in parents.values()])
+    return Proposal(tuple(s.bones[0] if s is not None and s.kind == "joint" else None for s in guess.sources))
 
 
 def is_mapped_armature(obj: bpy.types.Object | None) -> bool:

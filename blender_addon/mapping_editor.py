@@ -89,7 +89,14 @@ def status_lines(obj: bpy.types.Object) -> list[str]:
     head = "Applied mapping" if applied else f"Detected preset: {match.preset}"
     if match.complete:
         return [f"{head} (all 22 joints mapped)"]
-    return [head, f"Unmapped: {', '.join(match.missing)}", describe_missing(match)]
+    if match.score >= 0.5 or applied:
+        return [head, f"Unmapped: {', '.join(match.missing)}", describe_missing(match)]
+    proposal = armature.propose(obj)
+    found = len(JOINT_NAMES) - len(proposal.missing)
+    lines = ["No preset fits these bone names", f"Proposed from the names: {found} of {len(JOINT_NAMES)} joints"]
+    if proposal.missing:
+        lines.append(f"Not found: {', '.join(proposal.missing)}")
+    return [*lines, "Fill from Detection to check the proposal, then Apply Mapping"]
 
 
 class _ArmatureOperator(bpy.types.Operator):
@@ -111,9 +118,24 @@ class MOTION_OT_mapping_fill(_ArmatureOperator):
         obj = context.active_object
         assert obj is not None  # poll
         match = detected(obj)
-        fill_slots(obj, slots_from_match(match), match.preset)
-        unmapped = f"; unmapped: {', '.join(match.missing)}" if match.missing else ""
-        self.report({"INFO"}, f"slots filled from preset {match.preset!r}{unmapped}")
+        proposal = armature.propose(obj) if match.missing else None
+        if proposal is not None and match.score < 0.5:  # no preset fits: the mapping proposed from the names
+            fill_slots(obj, [b or "" for b in proposal.bones])
+            missing = f"; not found: {', '.join(proposal.missing)}" if proposal.missing else ""
+            self.report({"INFO"}, f"slots proposed from the bone names: check them, then Apply Mapping{missing}")
+            return {"FINISHED"}
+        slots = slots_from_match(match)
+        proposed = []
+        if proposal is not None:  # a preset that nearly fits: its gaps proposed from the names
+            for i, (slot, bone) in enumerate(zip(slots, proposal.bones, strict=True)):
+                if not slot and bone and bone not in slots:
+                    slots[i] = bone
+                    proposed.append(JOINT_NAMES[i])
+        fill_slots(obj, slots, match.preset)
+        empty = [j for j, b in zip(JOINT_NAMES, slots, strict=True) if not b]
+        note = f"; proposed from the names: {', '.join(proposed)}" if proposed else ""
+        note += f"; unmapped: {', '.join(empty)}" if empty else ""
+        self.report({"INFO"}, f"slots filled from preset {match.preset!r}{note}")
         return {"FINISHED"}
 
 

@@ -108,7 +108,7 @@ def _read_steps(plan: readback.ReadPlan) -> Steps[tuple[np.ndarray, np.ndarray, 
     as many frames per slice as fit in the tick's budget, then the encoding (~5 ms for 9.8 s) as a slice of its own."""
     sampled = yield from readback.sample_joints_steps(plan)
     yield None
-    features = encode_joints(sampled.world, sampled.fps).astype(np.float32)
+    features = encode_joints(sampled.smpl, sampled.fps).astype(np.float32)  # on SMPL's body, as results come
     context_joints = resample.resample_linear(sampled.world, sampled.fps, rig_math.SMPL_FPS)
     return features, context_joints, sampled.fps
 
@@ -508,7 +508,7 @@ class MOTION_OT_apply_result(bpy.types.Operator):
                 job.message = "captioned"
             else:
                 written = results.write_takes(job, job.prepared)
-                job.message = f"wrote {len(written)} Action(s): {written[0].name}"
+                job.message = f"wrote {len(written)} Action(s): {written[0].name}{results.notice_text(job.prepared)}"
         except Exception as error:
             job.status, job.message = "error", f"could not write the result: {error}"
             CONTROLLER.last_error = job.message

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import armature
-from ._shared import BoneMap, axes, joints_from_bones, resample
+from . import armature, rig_math
+from ._shared import BoneMap, axes, joints_from_bones, resample, retarget
 from .action_io import armature_data, assign_action, current_scene, pose_bones, restore_action
 from .steps import SLICE_S, Steps, run_steps
 
@@ -23,8 +23,9 @@ class SampledMotion:
     first: int
     last: int
     fps: float
-    world: np.ndarray  # (T, 22, 3) world space: what the features are computed from
+    world: np.ndarray  # (T, 22, 3) world space: the rig's own joints (what results are placed onto)
     armature: np.ndarray  # (T, 22, 3) armature space: where results are written
+    smpl: np.ndarray  # (T, 22, 3) the same motion on SMPL's body (`proportions.to_smpl`): what the features encode
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -152,7 +153,18 @@ def sample_joints_steps(plan: ReadPlan, slice_s: float = SLICE_S) -> Steps[Sampl
     in_world = np.einsum("tab,tjb->tja", world[:, :3, :3], local) + world[:, None, :3, 3]
     fps = scene_fps(current_scene())
     scale = plan.unit_scale
-    return SampledMotion(plan.first, plan.last, fps, axes.zup_to_yup(in_world) * scale, axes.zup_to_yup(local) * scale)
+    world_yup = axes.zup_to_yup(in_world) * scale
+    local_yup = axes.zup_to_yup(local) * scale
+    return SampledMotion(plan.first, plan.last, fps, world_yup, local_yup, smpl_body(plan, world_yup))
+
+
+def smpl_body(plan: ReadPlan, world: np.ndarray) -> np.ndarray:
+    """(T, 22, 3) world joints of the planned rig (Y-up metres) carried onto SMPL's proportions in the rig's character
+    frame: the inverse of what a result's placement does (`retarget.on_smpl_body`), so a motion written onto any
+    rig reads back as the motion it was."""
+    obj = plan.obj
+    target = rig_math.rig_target(armature.rig_rest(obj), plan.bone_map, np.array(obj.matrix_world), plan.unit_scale)
+    return retarget.on_smpl_body(target.frame.world_to_character(world), target.rest_joints, scene_fps(current_scene()))
 
 
 def sample_joints(

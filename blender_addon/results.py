@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import armature, rig_math
+from . import armature, rig_math, rig_solve
 from ._shared import fit_ground_transform, humanml3d
 from .action_io import Channels, key_columns_steps, pose_bones, write_track
 from .jobs import Job
@@ -57,6 +57,13 @@ class Take:
     track: rig_math.PoseTrack
     modes: tuple[str, ...]  # rotation mode of each of `track.bones` (the keys are written in it)
     columns: np.ndarray  # `key_columns_steps(start, track, modes, ...)`: the keys as the write hands them to Blender
+    notices: tuple[str, ...] = ()  # what the solve against the evaluated rig wants the animator to know
+
+
+def notice_text(takes: list[Take] | None) -> str:
+    """'' or '; ' + the takes' notices (each once), for the job's message."""
+    notes = list(dict.fromkeys(n for take in takes or () for n in take.notices))
+    return "".join(f"; {n}" for n in notes)
 
 
 def _rotation_modes(obj: bpy.types.Object, bones: tuple[str, ...]) -> tuple[str, ...]:
@@ -73,7 +80,7 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     obj = _target(job)
     target = armature.target_of(obj)
     bones = rig_math.driven_bone_names(target.bone_map)
-    modes = _rotation_modes(obj, bones)
+    evaluated = rig_solve.needs_solve(obj, target.bone_map)  # constraint-driven controls: solved on the evaluated rig
     motions = _motions(job)
     p = job.params
     user = p.get("user_poses")  # predict / in-between: the user's poses when the button was pressed (KeyedPoses)
@@ -83,22 +90,29 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
     yield None  # reading the rig's rest (~4.5 ms of RNA access) is a slice of its own
     for c in range(len(motions)):
         joints = humanml3d.features_to_joints(motions[c])
-        contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :] if p.get("plant_feet") else None
+        contacts = motions[c][:, humanml3d.FEATURE_DIM - 4 :]  # contact labels: feet stand where the motion's do
+        plant = bool(p.get("plant_feet"))
         if job.kind in ("generate", "shot"):  # a new motion from the start frame (not spliced into the user's)
-            placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True))
+            placed = rig_math.place_motion(target, joints, contacts, not p.get("root_motion", True), plant)
             yield None  # decoding and placement (~1.5 ms), then the IK in chunks
             track = yield from rig_math.pose_track_steps(placed, p["fps"], target, p.get("frames"))
+            notices: tuple[str, ...] = ()
+            if evaluated:
+                scene_rate = rig_math.joints_at_scene_rate(placed, p["fps"], p.get("frames"))
+                track, report = yield from rig_solve.solve_steps(obj, target, scene_rate, track)
+                notices = tuple(report.notices)
             name = action_name(p["prompt"], p["seed"], c, len(motions))
             start = float(p["start_frame"])
+            modes = _rotation_modes(obj, track.bones)
             columns = yield from key_columns_steps(start, track, modes)
-            takes.append(Take(name, c, start, track, modes, columns))
+            takes.append(Take(name, c, start, track, modes, columns, notices))
             continue
         # Predict / in-between: the decoded motion starts at the origin facing +Z; in the rig's proportions it is placed
         # onto the user's animation by the yaw + translation that best fits its known frames (`known`, 20 fps) to the
         # frames read (world, 20 fps → the rig's character frame).
         context = target.frame.world_to_character(np.asarray(p["context_joints"]))
         known = np.asarray(p["known"], dtype=bool)  # (K,) frames of the result that are the user's
-        proportioned = rig_math.place_motion(target, joints, contacts)
+        proportioned = rig_math.place_motion(target, joints, contacts, plant=plant)
         shared = min(len(joints), len(context), len(known))
         fit = known[:shared]
         placed = fit_ground_transform(proportioned[:shared][fit], context[:shared][fit]).apply(proportioned)
@@ -106,13 +120,19 @@ def prepare_steps(job: Job) -> Steps[list[Take]]:
         track = yield from rig_math.pose_track_steps(placed, p["fps"], target)
         first, span = float(p["first_frame"]), (float(p["span"][0]), float(p["span"][1]))
         frames = first + np.arange(track.frames)
+        inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
+        notices = ()
+        if evaluated:
+            scene_rate = rig_math.joints_at_scene_rate(placed, p["fps"], track.frames)
+            track, report = yield from rig_solve.solve_steps(obj, target, scene_rate, track, inside)
+            notices = tuple(report.notices)
         if p.get("pass_through") and user is not None:  # In-between Keys: exactly through every keyed pose
             track = rig_math.pass_through_keys(track, frames, user)
-        inside = (frames >= span[0] - 1e-6) & (frames <= span[1] + 1e-6)
         clipped = track.sliced(inside)
         name = action_name(f"{p['prompt']} {p.get('source_action') or ''}", p["seed"], c, len(motions))
+        modes = _rotation_modes(obj, track.bones)
         columns = yield from key_columns_steps(frames[inside], clipped, modes, user)
-        takes.append(Take(name, c, first, clipped, modes, columns))
+        takes.append(Take(name, c, first, clipped, modes, columns, notices))
     return takes
 
 

@@ -6,11 +6,11 @@ key layout. Quaternions are (w, x, y, z), consecutive frames on one hemisphere (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._shared import BoneMap, pass_through, quaternion, resample, retarget
+from ._shared import BoneMap, pass_through, proportions, quaternion, resample, retarget
 from .steps import Steps, run_steps
 
 SMPL_FPS = 20.0
@@ -18,21 +18,33 @@ SMPL_FPS = 20.0
 
 @dataclass(frozen=True)
 class PoseTrack:
-    """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`."""
+    """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`;
+    optionally (K, L, 3) locations of further `located` bones (IK targets and poles)."""
 
     fps: float
     bones: tuple[str, ...]
     root_bone: str
     quaternions: np.ndarray
     root_locations: np.ndarray
+    located: tuple[str, ...] = ()
+    locations: np.ndarray | None = None  # (K, L, 3) for `located`
 
     @property
     def frames(self) -> int:
         return len(self.quaternions)
 
+    def extra_locations(self) -> np.ndarray:
+        """(K, L, 3) locations of `located` (L = 0 without)."""
+        return np.zeros((self.frames, 0, 3)) if self.locations is None else self.locations
+
     def sliced(self, keep: np.ndarray) -> PoseTrack:
         """The frames where `keep` (K,) is true."""
-        return PoseTrack(self.fps, self.bones, self.root_bone, self.quaternions[keep], self.root_locations[keep])
+        return replace(
+            self,
+            quaternions=self.quaternions[keep],
+            root_locations=self.root_locations[keep],
+            locations=None if self.locations is None else self.locations[keep],
+        )
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,22 @@ def joints_at_scene_rate(joints_20fps: np.ndarray, scene_fps: float, frames: int
     return out
 
 
-def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
-    """The bones a pose track keys (root first), in `PoseTrack.bones` order."""
+def fk_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """The bones the rotation solve keys (root first), in `PoseTrack.bones` order."""
     return tuple(bone for _, bone in retarget.driven_bones(bone_map))
+
+
+def ik_bone_names(bone_map: BoneMap) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(rotated, located) IK controls of the map's IK/FK limbs: targets, chain roots and tips are keyed with
+    rotations; targets and poles with locations."""
+    rotated = [b for limb in bone_map.ik for b in (limb.target, limb.chain, *([limb.tip[1]] if limb.tip else []))]
+    located = [b for limb in bone_map.ik for b in (limb.target, *([limb.pole] if limb.pole else []))]
+    return tuple(dict.fromkeys(rotated)), tuple(dict.fromkeys(located))
+
+
+def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """Every bone a pose track may key with a rotation: the solve's (root first), then the IK controls."""
+    return tuple(dict.fromkeys(fk_bone_names(bone_map) + ik_bone_names(bone_map)[0]))
 
 
 IK_CHUNK_FRAMES = 16  # frames solved per slice: ~2.3 ms on an idle 2-core VM (a solve costs ~1.2 ms + ~0.07 ms per
@@ -86,13 +111,25 @@ IK_CHUNK_FRAMES = 16  # frames solved per slice: ~2.3 ms on an idle 2-core VM (a
 
 
 def place_motion(
-    target: RigTarget, joints_20fps: np.ndarray, contacts_20fps: np.ndarray | None = None, in_place: bool = False
+    target: RigTarget,
+    joints_20fps: np.ndarray,
+    contacts_20fps: np.ndarray | None = None,
+    in_place: bool = False,
+    plant: bool = False,
 ) -> np.ndarray:
     """Decoded joints (20 fps, floor at 0, near the origin facing +Z) in the rig's proportions and character frame
-    (root scaled by its leg length); with `contacts_20fps` (features 259–262) planted feet are held still."""
+    (root scaled by its leg length); with `contacts_20fps` (features 259–262) feet in contact stand where the
+    motion's do (scaled: `retarget.follow_contacts`), and with `plant` they are held still (`retarget.plant_feet`)."""
     placed = retarget.place_motion(joints_20fps, target.rest_joints, in_place)
     if contacts_20fps is not None:
-        placed = retarget.plant_feet(placed, retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS))
+        contacts = retarget.contacts_at_rate(contacts_20fps, len(placed), SMPL_FPS)
+        scale = retarget.leg_scale(target.rest_joints)
+        # The feet go where the motion's would on SMPL's own body (its lengths, not the decoded joints' own), so
+        # only what the rig's proportions change is corrected: on an SMPL-proportioned rig nothing moves.
+        smpl = proportions.to_rig(joints_20fps, proportions.Proportions.of(proportions.smpl_rest()))
+        placed = retarget.follow_contacts(placed, smpl, contacts, scale)
+        if plant:
+            placed = retarget.plant_feet(placed, contacts)
     return placed
 
 
@@ -102,7 +139,7 @@ def pose_track_steps(
     """Joints at 20 fps in the rig's character frame → a `PoseTrack` of `frames` keys at the scene rate,
     `IK_CHUNK_FRAMES` frames per slice (frames are solved independently)."""
     joints = joints_at_scene_rate(joints_20fps, scene_fps, frames)
-    bones = driven_bone_names(target.bone_map)
+    bones = fk_bone_names(target.bone_map)
     quats = np.empty((len(joints), len(bones), 4))
     location = np.empty((len(joints), 3))
     solver = retarget.RigSolver.prepare(target.rig, target.bone_map, target.frame)
@@ -160,7 +197,7 @@ def pass_through_keys(track: PoseTrack, frames: np.ndarray, keyed: KeyedPoses) -
     rotation and the root location; the residual of each key spreads smoothly to the neighbouring keys."""
     quats = pass_through.pin_rotations(track.quaternions, frames, keyed.frames, keyed.quaternions(track.bones))
     location = pass_through.pin_locations(track.root_locations, frames, keyed.frames, keyed.root_locations)
-    return PoseTrack(track.fps, track.bones, track.root_bone, continuous_quaternions(quats), location)
+    return replace(track, quaternions=continuous_quaternions(quats), root_locations=location)
 
 
 def rotation_values(

@@ -38,19 +38,40 @@ def cmu_walk_clip() -> tuple[np.ndarray, np.ndarray]:
     from shared.motion.bone_map import bvh_to_smpl_joints
     from shared.motion.bvh import read_bvh
     from shared.motion.humanml3d import joints_to_features
+
+    clip = read_bvh(cmu_clip("131_01"))
+    joints = on_smpl_body(bvh_to_smpl_joints(clip).astype(np.float64))
+    return joints_to_features(joints).astype(np.float32), joints
+
+
+FORWARD = {"direction": "forward"}
+WALK_JUMP_PLAN = [("walk", FORWARD), ("jump", FORWARD), ("walk", FORWARD)]
+
+
+def walk_jump_clip(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(features (190, 263), joints (191, 22, 3)) at 20 fps: the synthetic generator's walk, two forward jumps
+    (0.37 m high) and walk again (`backend.train.synthetic.make_clip`, numpy only), carried onto the SMPL body like
+    `cmu_walk_clip`: a motion of 9.5 s with planted steps, flight and landings for the retargeting figures."""
+    from backend.train.synthetic import make_clip
+    from shared.motion.humanml3d import joints_to_features
+
+    joints = on_smpl_body(make_clip(seed, WALK_JUMP_PLAN).joints.astype(np.float64))
+    return joints_to_features(joints).astype(np.float32), joints
+
+
+def on_smpl_body(performer: np.ndarray) -> np.ndarray:
+    """(T, 22, 3) joints of any body → the same motion on the SMPL T-pose template (IK, then FK), float32; the root
+    trajectory scaled by the ratio of the leg lengths (hip → knee → ankle)."""
     from shared.motion.ik import forward_kinematics, solve_local_rotations
     from shared.motion.skeleton import TPOSE_OFFSETS
 
-    clip = read_bvh(cmu_clip("131_01"))
-    performer = bvh_to_smpl_joints(clip).astype(np.float64)
     solved = solve_local_rotations(performer)
     leg = np.linalg.norm(performer[:, 4] - performer[:, 1], axis=-1).mean() + np.linalg.norm(
         performer[:, 7] - performer[:, 4], axis=-1
     ).mean()
     smpl_leg = np.linalg.norm(TPOSE_OFFSETS[4]) + np.linalg.norm(TPOSE_OFFSETS[7])
     root = solved.root_positions * (smpl_leg / leg)  # the performer's travel at SMPL's leg length
-    joints = forward_kinematics(solved.local_rotations, root, TPOSE_OFFSETS).astype(np.float32)
-    return joints_to_features(joints).astype(np.float32), joints
+    return forward_kinematics(solved.local_rotations, root, TPOSE_OFFSETS).astype(np.float32)
 
 
 def require(path: Path) -> Path:

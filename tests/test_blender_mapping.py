@@ -69,12 +69,17 @@ def test_hand_mapped_rig_is_refused_then_mapped_and_generated(client, cmu_walk, 
     features = cmu_walk[0]
     obj, _, facing = hand_rig(monkeypatch, features)
     bpy.context.view_layer.objects.active = obj
-    with pytest.raises(RuntimeError, match=r"finds no bone for: pelvis \(.*left_wrist \(.*right_wrist \("):
+    # No preset fits: the refusal names none (no "closest preset 'cgspeed_daz'" sending users renaming bones) and
+    # points at the mapping proposed from the bone names, which the panel shows and Fill puts in the slots.
+    with pytest.raises(RuntimeError, match=r"no bone-map preset fits.*finds 22 of 22 joints.*Bone Mapping panel") as e:
         bpy.ops.motion.generate()
+    assert "closest" not in str(e.value) and "cgspeed" not in str(e.value)
     assert client.sent == []
-    assert mapping_editor.status_lines(obj)[1] == f"Unmapped: {', '.join(JOINT_NAMES)}"
-    assert bpy.ops.motion.mapping_fill() == {"FINISHED"}  # nothing to detect: every slot stays empty
-    assert mapping_editor.read_slots(obj) == [""] * 22
+    lines = mapping_editor.status_lines(obj)
+    assert lines[:2] == ["No preset fits these bone names", "Proposed from the names: 22 of 22 joints"]
+    assert stored(obj) is None  # proposed, not applied: the user checks it first
+    assert bpy.ops.motion.mapping_fill() == {"FINISHED"}
+    assert mapping_editor.read_slots(obj) == list(HAND)  # b_clav_l is the collar, b_arm_l the upper arm, ...
     set_slots(obj, HAND)
     assert bpy.ops.motion.mapping_apply() == {"FINISHED"}
     match = armature.rig_match(obj)
@@ -118,9 +123,10 @@ def test_fill_from_detection_completes_a_partly_matching_rig(client, cmu_walk) -
     bpy.context.view_layer.objects.active = obj
     assert not armature.is_mapped_armature(obj)
     assert bpy.ops.motion.mapping_fill() == {"FINISHED"}
-    slots = mapping_editor.read_slots(obj)
-    assert slots[JOINT_NAMES.index("left_wrist")] == ""
+    slots = mapping_editor.read_slots(obj)  # the preset's bones, and its gap proposed from the names
+    assert slots[JOINT_NAMES.index("left_wrist")] == "mixamorig:HandL"
     assert slots[0] == "mixamorig:Hips" and obj.motiongpt3_mapping.base_preset == "mixamo"
+    set_slots(obj, {"left_wrist": ""})
     with pytest.raises(RuntimeError, match="unmapped joints: left_wrist"):
         bpy.ops.motion.mapping_apply()
     assert stored(obj) is None

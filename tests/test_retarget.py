@@ -12,6 +12,7 @@ from shared.motion.align import yaw_matrix
 from shared.motion.axes import yup_to_zup, zup_to_yup
 from shared.motion.bone_map import bone_map_data, load_bone_map, parse_bone_map
 from shared.motion.humanml3d import features_to_joints
+from shared.motion.proportions import CARRIERS
 from shared.motion.retarget import (
     RigRest,
     character_frame,
@@ -22,9 +23,10 @@ from shared.motion.retarget import (
     solve_rig_pose,
 )
 from shared.motion.rig_joints import describe_missing, detect_rig_map, match_preset
-from shared.motion.skeleton import JOINT_NAMES, PARENTS, children_of
+from shared.motion.skeleton import JOINT_NAMES, PARENTS, children_of, tpose_joints
 
 P = np.array(PARENTS[1:])
+LEGS = ((1, 4, 7), (2, 5, 8))
 
 
 def _frame(y: np.ndarray, roll: float) -> np.ndarray:
@@ -128,7 +130,11 @@ def test_bone_directions_follow_the_source_on_any_rest_roll_and_object_transform
         yaw = round(yaw / (np.pi / 2)) * np.pi / 2
     got_yup = zup_to_yup(np.stack([heads[n] for n in names], 1)) @ yaw_matrix(yaw)
     error = _angle(_directions(got_yup), _directions(source))
-    assert error.max() < 0.05, (error.max(0).round(3), error.max(1).round(2)[:10])
+    # The pelvis and chest carry their children rigidly (their rest shape is the rig's): those bones follow the
+    # fitted rotation, within the decoded triads' own non-rigidity; every other bone follows the source's direction.
+    carried = np.isin(np.arange(1, 22), [j for j in range(22) if PARENTS[j] in CARRIERS])
+    assert error[:, carried].max() < 0.5, error[:, carried].max(0).round(3)
+    assert error[:, ~carried].max() < 0.05, (error.max(0).round(3), error.max(1).round(2)[:10])
     # Left stays left: the left hip is on the left of the facing direction in every frame.
     across = got_yup[:, 1] - got_yup[:, 2]
     assert (np.sign(across[:, 0]) == np.sign(source[:, 1, 0] - source[:, 2, 0])).mean() > 0.99
@@ -200,7 +206,17 @@ def test_leg_scale_and_in_place(cmu_walk) -> None:
     source = features_to_joints(cmu_walk[0])
     placed = place_motion(source, rest * 2.0)
     np.testing.assert_allclose(leg_scale(rest * 2.0), 2.0 * leg_scale(rest))
-    np.testing.assert_allclose(placed[:, 0], source[:, 0] * leg_scale(rest * 2.0))
+    # Leg length = hip → knee → ankle: the T-pose's (HumanML3D lengths) against this rest's, by hand.
+    smpl = tpose_joints()
+    legs = lambda j: np.mean([np.linalg.norm(j[k] - j[h]) + np.linalg.norm(j[a] - j[k]) for h, k, a in LEGS])  # noqa: E731
+    np.testing.assert_allclose(leg_scale(rest), legs(rest) / legs(smpl))
+    scale = leg_scale(rest * 2.0)
+    np.testing.assert_allclose(placed[:, 0, [0, 2]], source[:, 0, [0, 2]] * scale)
+    # Heights scale too, lifted so that the rig's rest stands on the floor: a constant offset (rest height − scaled
+    # SMPL rest height, pelvis over the lowest foot joint).
+    standing = lambda j: j[0, 1] - j[[7, 8, 10, 11], 1].min()  # noqa: E731
+    lift = standing(rest * 2.0) - scale * standing(smpl)
+    np.testing.assert_allclose(placed[:, 0, 1], source[:, 0, 1] * scale + lift)
     still = place_motion(source, rest, in_place=True)
     np.testing.assert_allclose(still[:, 0, [0, 2]], np.broadcast_to(still[:1, 0, [0, 2]], (len(still), 2)))
-    np.testing.assert_allclose(still[:, 0, 1], placed[:, 0, 1] / 2.0)
+    np.testing.assert_allclose(still[:, 0, 1], placed[:, 0, 1] / 2.0)  # half the rig: half the lift, too

@@ -28,13 +28,41 @@ class JointSource:
 
 
 @dataclass(frozen=True)
+class IkLimb:
+    """A limb with an IK/FK switch (Rigify's `IK_FK`): which property switches it, and the controls of its IK chain.
+
+    In IK mode the `end` joint's bone follows `target` (keyed: location and rotation), the bend plane turns with
+    `chain`'s rotation (keyed) or, while the `pole_switch` property is on, with the `pole` (keyed: location); the
+    joint after the end (toe) follows `tip` (keyed: rotation). Every name but `switch_property` is a bone.
+    """
+
+    joints: tuple[int, int, int]  # SMPL joints: base (hip / shoulder), middle (knee / elbow), end (ankle / wrist)
+    switch_bone: str
+    switch_property: str  # custom property of `switch_bone`: `fk_value` selects FK, `ik_value` IK
+    fk_value: float
+    ik_value: float
+    target: str
+    chain: str
+    pole: str = ""
+    pole_switch: str = ""  # custom property of `switch_bone`: true while the pole is in use
+    tip: tuple[int, str] | None = None  # (SMPL joint, bone) of the joint after `end`, keyed in IK mode
+
+    def bones(self) -> list[str]:
+        """Every bone the limb names."""
+        return [self.switch_bone, self.target, self.chain, *([self.pole] if self.pole else []),
+                *([self.tip[1]] if self.tip else [])]  # fmt: skip
+
+
+@dataclass(frozen=True)
 class BoneMap:
     """SMPL joint index → source in the BVH (or armature), and the factor from the skeleton's length unit to metres.
 
     Armature presets may also carry: `prefix`, a regular expression for an optional name prefix (Mixamo's
     `mixamorig:` / `mixamorig1:`); `drive`, per SMPL joint the bone that is keyed when it is not the bone the joint is
     read from (Rigify: read ORG- bones, key FK controls); `leave_alone`, glob patterns of bones never keyed (twist,
-    fingers, IK controls); `signature`, extra bones whose presence tells this rig from a look-alike.
+    fingers, IK controls); `signature`, extra bones whose presence tells this rig from a look-alike; `root`, the bone
+    keyed for root motion when it is not the pelvis's own (Rigify's `torso`: it turns with the pelvis and carries the
+    location); `ik`, limbs with an IK/FK switch whose IK controls are keyed too.
     """
 
     name: str
@@ -44,6 +72,8 @@ class BoneMap:
     drive: tuple[str | None, ...] = ()  # indexed by SMPL joint; empty: the joint's own bone
     leave_alone: tuple[str, ...] = ()
     signature: tuple[str, ...] = ()
+    root: str = ""
+    ik: tuple[IkLimb, ...] = ()
 
     def bones(self) -> list[str]:
         """Every BVH bone name the map refers to, without repeats, in SMPL order."""
@@ -70,6 +100,54 @@ def _parse_source(smpl_joint: str, entry: object) -> JointSource:
     return JointSource(kind, bones)
 
 
+_IK_KEYS = ("joints", "switch", "property", "fk", "ik", "target", "chain", "pole", "pole_switch", "tip")
+
+
+def _parse_ik(entry: object, name: str) -> IkLimb:
+    """One entry of a map's `ik` list (see `IkLimb`); BoneMapError names what is wrong."""
+    where = f"bone map {name}: ik limb {entry!r}"
+    if not isinstance(entry, dict) or (unknown := [k for k in entry if k not in _IK_KEYS]):
+        extra = f" (unknown: {', '.join(map(str, unknown))})" if isinstance(entry, dict) else ""
+        raise BoneMapError(f"{where}: expected an object with keys {', '.join(_IK_KEYS)}{extra}")
+    joints = entry.get("joints")
+    if not isinstance(joints, list) or len(joints) != 3 or any(j not in JOINT_NAMES for j in joints):
+        raise BoneMapError(f"{where}: 'joints' must list 3 SMPL joints (base, middle, end)")
+    strings = {k: entry.get(k, "") for k in ("switch", "property", "target", "chain", "pole", "pole_switch")}
+    if any(not isinstance(v, str) for v in strings.values()) or not all(
+        strings[k] for k in ("switch", "property", "target", "chain")
+    ):
+        raise BoneMapError(f"{where}: 'switch', 'property', 'target' and 'chain' must be names")
+    values = (entry.get("fk"), entry.get("ik"))
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise BoneMapError(f"{where}: 'fk' and 'ik' must be the switch values of FK and IK")
+    tip = entry.get("tip")
+    if tip is not None and (
+        not isinstance(tip, dict) or len(tip) != 1 or next(iter(tip)) not in JOINT_NAMES
+        or not isinstance(next(iter(tip.values())), str)
+    ):  # fmt: skip
+        raise BoneMapError(f"{where}: 'tip' must be {{SMPL joint: bone}}")
+    index = JOINT_NAMES.index
+    return IkLimb(
+        (index(joints[0]), index(joints[1]), index(joints[2])),
+        strings["switch"], strings["property"], float(values[0]), float(values[1]),  # type: ignore[arg-type]
+        strings["target"], strings["chain"], strings["pole"], strings["pole_switch"],
+        None if tip is None else (index(next(iter(tip))), next(iter(tip.values()))),
+    )  # fmt: skip
+
+
+def _ik_data(limb: IkLimb) -> dict:
+    data: dict = {"joints": [JOINT_NAMES[j] for j in limb.joints], "switch": limb.switch_bone,
+                  "property": limb.switch_property, "fk": limb.fk_value, "ik": limb.ik_value,
+                  "target": limb.target, "chain": limb.chain}  # fmt: skip
+    if limb.pole:
+        data["pole"] = limb.pole
+    if limb.pole_switch:
+        data["pole_switch"] = limb.pole_switch
+    if limb.tip is not None:
+        data["tip"] = {JOINT_NAMES[limb.tip[0]]: limb.tip[1]}
+    return data
+
+
 def parse_bone_map(data: dict, name: str) -> BoneMap:
     """Validate the JSON object of a bone map; every one of the 22 SMPL joints must be mapped."""
     joints = data.get("joints", {})
@@ -87,6 +165,12 @@ def parse_bone_map(data: dict, name: str) -> BoneMap:
     for key, value in lists.items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise BoneMapError(f"bone map {name}: '{key}' must be a list of names, found {value!r}")
+    root = data.get("root", "")
+    if not isinstance(root, str):
+        raise BoneMapError(f"bone map {name}: 'root' must be a bone name, found {root!r}")
+    ik = data.get("ik", [])
+    if not isinstance(ik, list):
+        raise BoneMapError(f"bone map {name}: 'ik' must be a list of limbs, found {ik!r}")
     return BoneMap(
         name,
         float(unit),
@@ -95,6 +179,8 @@ def parse_bone_map(data: dict, name: str) -> BoneMap:
         drive=tuple(drive.get(j) for j in JOINT_NAMES) if drive else (),
         leave_alone=tuple(lists["leave_alone"]),
         signature=tuple(lists["signature"]),
+        root=root,
+        ik=tuple(_parse_ik(limb, name) for limb in ik),
     )
 
 
@@ -109,6 +195,10 @@ def bone_map_data(bone_map: BoneMap, description: str = "") -> dict:
         data["signature"] = list(bone_map.signature)
     if any(bone_map.drive):
         data["drive"] = {j: b for j, b in zip(JOINT_NAMES, bone_map.drive, strict=True) if b}
+    if bone_map.root:
+        data["root"] = bone_map.root
+    if bone_map.ik:
+        data["ik"] = [_ik_data(limb) for limb in bone_map.ik]
     data["joints"] = {
         j: {s.kind: list(s.bones) if s.kind == "midpoint" else s.bones[0]}
         for j, s in zip(JOINT_NAMES, bone_map.sources, strict=True)

@@ -15,20 +15,15 @@ import numpy as np
 from . import axes, ik
 from .align import yaw_matrix
 from .bone_map import BoneMap
+from .humanml3d import FEET_THRESHOLD, FPS
+from .proportions import Proportions, to_rig, to_smpl
 from .rig_joints import is_left_alone, joints_from_bones
-from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, depth_first_order, tpose_joints
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, depth_first_order
 
 _PARENT_INDEX = np.maximum(np.array(PARENTS), 0)
 _FEET = [*FOOT_LEFT, *FOOT_RIGHT]  # l_ankle, l_ball, r_ankle, r_ball: the order of the contact labels
 _LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # hip, knee, ankle, ball per side, contact labels 2k, 2k+1
 
-
-def _standing_height(joints: np.ndarray) -> float:
-    """Pelvis height above the lowest foot joint of a (22, 3) Y-up rest pose."""
-    return float(joints[0, 1] - joints[_FEET, 1].min())
-
-
-SMPL_STANDING_HEIGHT = _standing_height(tpose_joints())  # metres: the leg length decoded motion is made for
 SNAP_YAW = np.radians(10.0)  # a rest facing this close to an axis is taken as facing along it
 
 
@@ -128,13 +123,14 @@ def character_frame(world_from_armature: np.ndarray, metres_per_unit: float, res
 
 
 def leg_scale(rest_joints_character: np.ndarray) -> float:
-    """The rig's leg length relative to SMPL's: rest pelvis height over the lowest foot joint, over SMPL's."""
-    return _standing_height(rest_joints_character) / SMPL_STANDING_HEIGHT
+    """The rig's leg length (hip → knee → ankle) relative to SMPL's: root travel and heights scale by it."""
+    return Proportions.of(rest_joints_character).scale
 
 
 def proportioned_joints(joints: np.ndarray, rest_joints: np.ndarray, scale: float) -> np.ndarray:
-    """(T, 22, 3) motion with the rig's proportions: each bone keeps its direction and takes the length it has in
-    `rest_joints` (22, 3); the pelvis trajectory (floor at y = 0) is scaled by `scale` (`leg_scale`)."""
+    """(T, 22, 3) motion with each bone along its own direction at the length it has in `rest_joints` (22, 3), the
+    pelvis trajectory scaled by `scale`: a direction-only rebuild (shots' reach targets use it for the SMPL-22
+    armature; rigs are placed by `place_motion`, whose pelvis and chest carry their children by the fitted turn)."""
     joints = np.asarray(joints, dtype=np.float64)
     bones = joints - joints[:, _PARENT_INDEX]
     unit = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
@@ -174,6 +170,110 @@ def _within_reach(spot: np.ndarray, hips: np.ndarray, reach: float, iterations: 
     return spot
 
 
+def _ramp(flags: np.ndarray, blend_frames: int) -> np.ndarray:
+    """(T,) 1 on the runs of `flags`, fading to 0 over `blend_frames` frames on either side (smoothstep)."""
+    count = len(flags)
+    weight = np.zeros(count)
+    for start, end in _runs(flags):
+        lo, hi = max(0, start - blend_frames), min(count, end + blend_frames)
+        t = np.arange(lo, hi)
+        ramp = np.clip(np.minimum(t - (start - blend_frames), (end - 1 + blend_frames) - t) / blend_frames, 0, 1)
+        weight[lo:hi] = np.maximum(weight[lo:hi], ramp * ramp * (3.0 - 2.0 * ramp))
+    return weight
+
+
+def _move_ankle(out: np.ndarray, side: int, target: np.ndarray, weight: np.ndarray) -> None:
+    """In place: the ankle of leg `side` moved `weight` (T,) of the way to `target` (T, 3), within the leg's reach;
+    the knee re-solved in the leg's own bend plane (two-bone IK, bone lengths kept), the ball moved rigidly."""
+    hip, knee, ankle, ball = _LEGS[side]
+    thigh = np.linalg.norm(out[:, knee] - out[:, hip], axis=-1)
+    shin = np.linalg.norm(out[:, ankle] - out[:, knee], axis=-1)
+    new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
+    reach = new_ankle - out[:, hip]
+    distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
+    axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
+    bend = out[:, knee] - out[:, hip]
+    bend -= (bend * axis).sum(-1, keepdims=True) * axis  # the knee's side of the hip → ankle line
+    bend /= np.linalg.norm(bend, axis=-1, keepdims=True).clip(1e-12)
+    along = (thigh**2 - shin**2 + distance**2) / (2 * distance)
+    across = np.sqrt(np.clip(thigh**2 - along**2, 0.0, None))
+    new_knee = out[:, hip] + along[:, None] * axis + across[:, None] * bend
+    new_ankle = out[:, hip] + distance[:, None] * axis
+    out[:, ball] += new_ankle - out[:, ankle]
+    out[:, knee], out[:, ankle] = new_knee, new_ankle
+
+
+def follow_contacts(
+    placed: np.ndarray,
+    source: np.ndarray,
+    contacts: np.ndarray,
+    scale: float,
+    blend_frames: int = 4,
+    strength: float = 1.0,
+) -> np.ndarray:
+    """Feet on the floor for a rig whose legs and feet are not SMPL's in proportion: while a foot is in contact
+    (`contacts` (T, 4) as `contacts_at_rate` gives), the joint it stands on in `source` (the lower of ankle and
+    ball) goes where the source's is, scaled by `scale` about the pelvis's ground track (and at `scale` × its height):
+    the ankle is moved there (the foot keeps its direction), the knee re-solved; blended over `blend_frames` frames
+    on either side. `placed` (T, 22, 3): the motion in the rig's proportions (`place_motion`); `source` the same
+    frames in SMPL's. Planted feet then stay as planted as in the source, with no sliding added by the proportions."""
+    out = np.array(placed, dtype=np.float64)
+    source = np.asarray(source, dtype=np.float64)
+    rows = np.arange(len(out))
+    sides = []
+    for side, (_, _, ankle, ball) in enumerate(_LEGS):
+        weight = _ramp(contacts[:, 2 * side] | contacts[:, 2 * side + 1], blend_frames)
+        support = np.where(source[:, ankle, 1] <= source[:, ball, 1], ankle, ball)  # (T,)
+        sides.append((weight, support))
+    # Heights first, by the whole body: a straight leg cannot shorten by 2 cm without bending 10° at the knee, but
+    # the pelvis can sink 2 cm. Per frame the mean height change the feet in contact ask for, smoothed.
+    wanted, goals = [], []
+    for weight, support in sides:  # on the ground track of the pelvis as placed (root motion or in place)
+        goal = out[:, 0] + scale * (source[rows, support] - source[:, 0])
+        goal[:, 1] = scale * source[rows, support, 1]
+        goals.append(goal)
+        wanted.append(weight[:, None] * (goal - out[rows, support]))
+    weights = np.stack([w for w, _ in sides], 1)  # (T, 2)
+    total = weights.sum(1)
+    shift = (wanted[0] + wanted[1]) * (np.minimum(total, 1.0) / np.maximum(total, 1e-9))[:, None]
+    # Across the ground only what both feet ask for alike (a crouch with other thigh / shin proportions): moving the
+    # pelvis for one foot would pull the other out of reach.
+    common = np.where(np.sign(wanted[0]) == np.sign(wanted[1]), np.sign(wanted[0]), 0.0)
+    common *= np.minimum(np.abs(wanted[0]), np.abs(wanted[1]))
+    shift[:, [0, 2]] = common[:, [0, 2]]
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    for axis in range(3):
+        shift[:, axis] = np.convolve(np.pad(shift[:, axis], 6, mode="edge"), kernel / kernel.sum(), mode="valid")
+    out += shift[:, None]
+    for side, (weight, support) in enumerate(sides):  # then each foot exactly, by its leg
+        if not weight.any():
+            continue
+        goal = goals[side]
+        target = goal - (out[rows, support] - out[:, _LEGS[side][2]])  # the ankle that puts the support joint there
+        _move_ankle(out, side, target, weight * strength)
+    return out
+
+
+CONTACT_SPEED = float(np.sqrt(FEET_THRESHOLD)) * FPS  # m/s: HumanML3D's contact label, as a speed (0.894)
+
+
+def speed_contacts(joints: np.ndarray, fps: float, scale: float = 1.0) -> np.ndarray:
+    """(T, 4) contact flags (ankle and ball per foot, the label order) of (T, 22, 3) joints at `fps`: the joint moves
+    slower than HumanML3D's contact speed, × `scale` for a body `scale` times SMPL's leg length."""
+    feet = [*FOOT_LEFT, *FOOT_RIGHT]
+    speed = np.linalg.norm(np.diff(np.asarray(joints)[:, feet], axis=0), axis=-1) * fps
+    return np.concatenate([speed, speed[-1:]], 0) < CONTACT_SPEED * scale
+
+
+def on_smpl_body(joints: np.ndarray, rest_joints_character: np.ndarray, fps: float) -> np.ndarray:
+    """A rig's motion (T, 22, 3, its character frame) read back onto SMPL's body: the inverse of `place_motion` +
+    `follow_contacts`, so a motion written onto any rig is read back as the motion it was (`proportions.to_smpl`,
+    then the feet in contact where the rig's stand, scaled back)."""
+    body = Proportions.of(rest_joints_character)
+    smpl = to_smpl(joints, body)
+    return follow_contacts(smpl, joints, speed_contacts(joints, fps, body.scale), 1.0 / body.scale)
+
+
 def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) -> np.ndarray:
     """Foot-contact clean-up: during each contact run of a foot (`contacts` (T, 4) as `contacts_at_rate` gives) its
     ankle stays at the run's mean position (never below the floor), moved the least needed for the leg to reach it
@@ -182,7 +282,7 @@ def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) 
     run (smoothstep)."""
     out = np.array(joints, dtype=np.float64)
     count = len(out)
-    for side, (hip, knee, ankle, ball) in enumerate(_LEGS):
+    for side, (hip, knee, ankle, _) in enumerate(_LEGS):
         planted = contacts[:, 2 * side] | contacts[:, 2 * side + 1]
         target = out[:, ankle].copy()
         weight = np.zeros(count)
@@ -200,21 +300,8 @@ def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) 
             stronger = ramp > weight[lo:hi]
             weight[lo:hi] = np.where(stronger, ramp, weight[lo:hi])
             target[lo:hi] = np.where(stronger[:, None], spot, target[lo:hi])
-        if not weight.any():
-            continue
-        new_ankle = out[:, ankle] + weight[:, None] * (target - out[:, ankle])
-        reach = new_ankle - out[:, hip]
-        distance = np.clip(np.linalg.norm(reach, axis=-1), 1e-9, (thigh + shin) * (1 - 1e-9))
-        axis = reach / np.linalg.norm(reach, axis=-1, keepdims=True).clip(1e-12)
-        bend = out[:, knee] - out[:, hip]
-        bend -= (bend * axis).sum(-1, keepdims=True) * axis  # the knee's side of the hip → ankle line
-        bend /= np.linalg.norm(bend, axis=-1, keepdims=True).clip(1e-12)
-        along = (thigh**2 - shin**2 + distance**2) / (2 * distance)
-        across = np.sqrt(np.clip(thigh**2 - along**2, 0.0, None))
-        new_knee = out[:, hip] + along[:, None] * axis + across[:, None] * bend
-        new_ankle = out[:, hip] + distance[:, None] * axis
-        out[:, ball] += new_ankle - out[:, ankle]
-        out[:, knee], out[:, ankle] = new_knee, new_ankle
+        if weight.any():
+            _move_ankle(out, side, target, weight)
     return out
 
 
@@ -230,9 +317,10 @@ class RigPose:
 
 def driven_bones(bone_map: BoneMap) -> list[tuple[int, str]]:
     """(SMPL joint, bone keyed for it): the joint's own bone (`joint` sources) or the map's `drive` bone; joints
-    read from tails or midpoints have no bone of their own and bones matching `leave_alone` are never keyed."""
-    out: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    read from tails or midpoints have no bone of their own and bones matching `leave_alone` are never keyed. The
+    first entry is the root bone (location keys): the map's `root` (turned with the pelvis), else the pelvis's."""
+    out: list[tuple[int, str]] = [(0, bone_map.root)] if bone_map.root else []
+    seen: set[str] = {bone_map.root} if bone_map.root else set()
     for j, source in enumerate(bone_map.sources):
         bone = bone_map.drive[j] if bone_map.drive and bone_map.drive[j] else None
         if bone is None and source.kind == "joint":
@@ -255,8 +343,9 @@ class RigSolver:
     offsets: np.ndarray  # (22, 3) the rig's rest joint offsets in the character frame (pelvis 0)
     joint_of: dict[int, int]  # driven bone index → SMPL joint
     chain: tuple[int, ...]  # driven bones and every ancestor of one, parents first
-    names: tuple[str, ...]  # driven bones, in SMPL joint order
-    root: int  # the root (pelvis) bone's index
+    names: tuple[str, ...]  # driven bones, in SMPL joint order (the root bone first)
+    root: int  # the root bone's index
+    root_offset: np.ndarray  # (3,) armature space: the pelvis joint's rest position minus the root bone's rest head
 
     @classmethod
     def prepare(cls, rig: RigRest, bone_map: BoneMap, frame: CharacterFrame) -> RigSolver:
@@ -272,15 +361,23 @@ class RigSolver:
                 needed.add(p)
                 p = rig.parents[p]
         names = tuple(bone for _, bone in driven)
-        return cls(rig, frame, offsets, joint_of, tuple(sorted(needed)), names, rig.index(names[0]))
+        root = rig.index(names[0])
+        root_offset = rig.rest_joints(bone_map)[0] - rig.rest[root, :3, 3]
+        return cls(rig, frame, offsets, joint_of, tuple(sorted(needed)), names, root, root_offset)
+
+    def deltas(self, joints: np.ndarray) -> np.ndarray:
+        """(T, 22, 3, 3) per-joint rotations rest → pose in armature space for (T, 22, 3) joints in the character
+        frame (the §4.3 IK against the rig's own rest joints): a bone read for joint j should be turned Δ_j·R_b."""
+        joints = np.asarray(joints, dtype=np.float64)
+        deltas = ik.local_to_global(ik.solve_local_rotations(joints, self.offsets).local_rotations)  # (T, 22, 3, 3)
+        q = self.frame.rotation()
+        return q.T @ deltas @ q
 
     def solve(self, joints: np.ndarray) -> RigPose:
         """`solve_rig_pose` for this rig: (T, 22, 3) joints in its character frame → its keys."""
         joints = np.asarray(joints, dtype=np.float64)
         rig, frame = self.rig, self.frame
-        deltas = ik.local_to_global(ik.solve_local_rotations(joints, self.offsets).local_rotations)  # (T, 22, 3, 3)
-        q = frame.rotation()
-        deltas = q.T @ deltas @ q  # armature space
+        deltas = self.deltas(joints)  # armature space
         rest = rig.rest[:, :3, :3]
         posed: dict[int, np.ndarray] = {}
         basis: dict[int, np.ndarray] = {}
@@ -292,8 +389,10 @@ class RigSolver:
                 basis[b] = np.swapaxes(inherited, -1, -2) @ posed[b]
             else:
                 posed[b] = np.broadcast_to(inherited, (len(joints), 3, 3))
-        # The root bone's ancestors are undriven (at rest), so its inherited matrix is its rest: B = R⁻¹·[O | head].
-        head = frame.world_to_armature(frame.character_to_world(joints[:, 0]))
+        # The root bone's ancestors are undriven (at rest), so its inherited matrix is its rest: B = R⁻¹·[O | head];
+        # it turns with the pelvis, so its head sits where that turn carries it from the pelvis joint.
+        pelvis = frame.world_to_armature(frame.character_to_world(joints[:, 0]))
+        head = pelvis - deltas[:, 0] @ self.root_offset
         location = (head - rig.rest[self.root, :3, 3]) @ rest[self.root]  # R_rootᵀ·Δhead, row form
         rotations = np.stack([basis[rig.index(n)] for n in self.names], 1)
         return RigPose(self.names, rotations, self.names[0], location)
@@ -316,10 +415,10 @@ def place_motion(
     rest_joints_character: np.ndarray,
     in_place: bool = False,
 ) -> np.ndarray:
-    """Decoded motion (T, 22, 3; floor y = 0, starting near the origin facing +Z) → the rig's character frame:
-    the rig's bone lengths, the pelvis trajectory scaled by `leg_scale`; `in_place` keeps the pelvis over its
-    frame-0 ground position (vertical motion and turning are kept)."""
-    out = proportioned_joints(joints, rest_joints_character, leg_scale(rest_joints_character))
+    """Decoded motion (T, 22, 3; floor y = 0, starting near the origin facing +Z) → the rig's character frame in its
+    proportions (`proportions.to_rig`: pelvis trajectory scaled by `leg_scale`, rest pose on the floor); `in_place`
+    keeps the pelvis over its frame-0 ground position (vertical motion and turning are kept)."""
+    out = to_rig(joints, Proportions.of(rest_joints_character))
     if in_place:
         out[..., [0, 2]] -= out[:, :1, [0, 2]] - out[:1, :1, [0, 2]]
     return out

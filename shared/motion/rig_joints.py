@@ -84,7 +84,19 @@ def match_preset(preset: BoneMap, parents: Mapping[str, str | None]) -> RigMatch
             sources[j].kind != "joint" or sources[p].kind != "joint"  # midpoints / tails: no bone of their own
         )
     hierarchy = agreeing / checked if checked else 0.0
-    resolved = replace(preset, sources=tuple(sources), drive=drive if preset.drive else ())
+    root = resolve(preset.root) if preset.root else ""
+    if root is None:
+        missing.append(JOINT_NAMES[0])
+    ik = []  # limbs whose IK controls the rig lacks are keyed in FK only
+    for limb in preset.ik:
+        names = {b: resolve(b) for b in limb.bones()}
+        if all(names.values()):
+            ik.append(replace(limb, switch_bone=names[limb.switch_bone], target=names[limb.target],
+                              chain=names[limb.chain], pole=names.get(limb.pole) or "",
+                              tip=None if limb.tip is None else (limb.tip[0], names[limb.tip[1]])))  # fmt: skip
+    resolved = replace(
+        preset, sources=tuple(sources), drive=drive if preset.drive else (), root=root or "", ik=tuple(ik)
+    )
     signature = sum(resolve(b) is not None for b in preset.signature)
     return RigMatch(preset.name, resolved, tuple(dict.fromkeys(missing)), hierarchy, signature)
 
@@ -109,6 +121,18 @@ def describe_missing(match: RigMatch) -> str:
     looked_for = {j: s.bones for j, s in zip(JOINT_NAMES, match.bone_map.sources, strict=True)}
     listed = ", ".join(f"{j} ({'/'.join(looked_for[j])})" for j in match.missing)
     return f"closest bone-map preset {match.preset!r} finds no bone for: {listed}"
+
+
+def describe_unmapped(match: RigMatch, proposed: int, missing_proposed: Sequence[str]) -> str:
+    """Why a rig cannot be used as it is: the closest preset's missing joints when it fits at least half the joints,
+    else (a preset that finds next to nothing would only send users renaming bones to its names) what the mapping
+    proposed from the bone names found (`proposed` joints of 22, `missing_proposed` the others)."""
+    if match.score >= 0.5:
+        return describe_missing(match)
+    found = f"{proposed} of {len(JOINT_NAMES)} joints"
+    if missing_proposed:
+        found += f" (not: {', '.join(missing_proposed)})"
+    return f"no bone-map preset fits these bone names; a mapping proposed from the names finds {found}"
 
 
 def is_left_alone(bone_map: BoneMap, bone: str) -> bool:
