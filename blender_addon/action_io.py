@@ -76,14 +76,15 @@ def _linear() -> int:
 def track_curves(track: PoseTrack, modes: Sequence[str] | None = None) -> list[tuple[str, int, str]]:
     """(data path, index, group) of the F-curves `write_track` writes: per bone the rotation property its mode uses
     (`modes` per `track.bones`; default quaternion), then the root bone's location x, y, z, then each further located
-    bone's (IK targets, poles)."""
+    bone's (IK targets, poles), then the scale x, y, z of each scaled bone (IK chain roots)."""
     modes = modes or ("QUATERNION",) * len(track.bones)
     out = []
     for bone, mode in zip(track.bones, modes, strict=True):
         prop, size = rotation_property(mode)
         out += [(bone_path(bone, prop), i, bone) for i in range(size)]
     located = (track.root_bone, *track.located)
-    return out + [(bone_path(bone, "location"), i, bone) for bone in located for i in range(3)]
+    out += [(bone_path(bone, "location"), i, bone) for bone in located for i in range(3)]
+    return out + [(bone_path(bone, "scale"), i, bone) for bone in track.scaled for i in range(3)]
 
 
 COLUMN_CHUNK_BONES = 6  # bones converted per slice (Euler conversion of 400 frames: ~2 ms per chunk)
@@ -118,7 +119,8 @@ def key_columns_steps(
             per_bone |= {d: values[:, j].T for j, d in enumerate(part)}
             yield len(per_bone) / len(modes)
     extra = track.extra_locations().reshape(k, -1).T  # (3L, K): x, y, z of each located bone in turn
-    values = np.concatenate([*(per_bone[d] for d in range(len(modes))), track.root_locations.T, extra])  # (C, K)
+    scales = track.extra_scales().reshape(k, -1).T  # (3S, K)
+    values = np.concatenate([*(per_bone[d] for d in range(len(modes))), track.root_locations.T, extra, scales])
     out = np.empty((len(values), k, 2), np.float32)
     out[:, :, 0] = frames
     out[:, :, 1] = values

@@ -19,7 +19,8 @@ SMPL_FPS = 20.0
 @dataclass(frozen=True)
 class PoseTrack:
     """Keys for a rig: (K, D, 4) basis quaternions of the driven `bones` and (K, 3) `root_bone` locations at `fps`;
-    optionally (K, L, 3) locations of further `located` bones (IK targets and poles)."""
+    optionally (K, L, 3) locations of further `located` bones (IK targets and poles) and (K, S, 3) scales of `scaled`
+    bones (IK chain roots whose chain the rig's own IK stretch would shorten)."""
 
     fps: float
     bones: tuple[str, ...]
@@ -28,6 +29,8 @@ class PoseTrack:
     root_locations: np.ndarray
     located: tuple[str, ...] = ()
     locations: np.ndarray | None = None  # (K, L, 3) for `located`
+    scaled: tuple[str, ...] = ()
+    scales: np.ndarray | None = None  # (K, S, 3) for `scaled`
 
     @property
     def frames(self) -> int:
@@ -37,6 +40,10 @@ class PoseTrack:
         """(K, L, 3) locations of `located` (L = 0 without)."""
         return np.zeros((self.frames, 0, 3)) if self.locations is None else self.locations
 
+    def extra_scales(self) -> np.ndarray:
+        """(K, S, 3) scales of `scaled` (S = 0 without)."""
+        return np.zeros((self.frames, 0, 3)) if self.scales is None else self.scales
+
     def sliced(self, keep: np.ndarray) -> PoseTrack:
         """The frames where `keep` (K,) is true."""
         return replace(
@@ -44,6 +51,7 @@ class PoseTrack:
             quaternions=self.quaternions[keep],
             root_locations=self.root_locations[keep],
             locations=None if self.locations is None else self.locations[keep],
+            scales=None if self.scales is None else self.scales[keep],
         )
 
 

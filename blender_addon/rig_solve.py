@@ -6,8 +6,10 @@ frame, one evaluation per timer slice. The animator's objects, scene, frame and 
 FK pass: the rig's IK/FK switches set to FK, every keyed control corrected through the measured transmission matrix
 (how far each read bone turns per turn of each control, probed once per solve), the root bone's location through
 the pelvis joint's position. IK pass (maps with `ik` limbs): the switches set to IK, the FK result held, each limb's
-IK target moved and turned onto the end joint, its chain root (or pole) turned onto the bend plane, its tip turned;
-so both the FK and the IK controls are keyed and the pose is the same whichever the animator picks.
+IK target moved and turned onto the end joint, its chain root (or pole) turned onto the bend plane, its tip turned,
+and the chain root scaled so that a stretchy IK chain (Rigify's IK bones have IK stretch: bent, they come out up to 4 %
+short, the end still on its target, so the knee or elbow sits off) keeps the target's length; so both the FK and the
+IK controls are keyed and the deform bones take the same pose whichever the animator picks.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ PROBE_AXIS = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
 FOLLOW_MIN = 0.3  # a joint turning less than this with its own control does not follow it
 NOTICE_DEG = 5.0  # residuals above this are reported
 SHORTENED_DEG = 2.0  # an IK limb this far off with its ends and bend plane on target: the chain changed length
+STRAIGHT_DEG = 0.5  # an IK chain is done when its segments point this close (a stretchy chain held straight kinks)
 CARRIER_WEIGHT = 4.0  # the pelvis and chest (they place the hips, shoulders and head) over a bone's own twist
 
 
@@ -128,6 +131,12 @@ class Scratch:
 
     def set_location(self, name: str, location: np.ndarray) -> None:
         self.bones[name].location = [float(v) for v in location]
+
+    def set_scale(self, name: str, scale: np.ndarray) -> None:
+        self.bones[name].scale = [float(v) for v in scale]
+
+    def scale(self, name: str) -> np.ndarray:
+        return np.array(self.bones[name].scale, dtype=np.float64)
 
     def basis(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A bone's current basis: rotation (w, x, y, z) and location."""
@@ -230,8 +239,8 @@ def solve_steps(
                 report.notices.append(f"{mode}: the rig does not reach the motion at {', '.join(off)}")
             elif mode == "IK" and (worst := max(residual.values(), default=0.0)) > SHORTENED_DEG:
                 report.notices.append(
-                    f"IK: bent limbs up to {worst:.0f}° off: the rig's own IK chain shortens them (Rigify's IK bones "
-                    "stretch); FK follows exactly"
+                    f"IK: limbs up to {worst:.0f}° off: the rig's own IK chain does not keep their length (IK "
+                    "stretch with the chain root's scale locked); FK follows exactly"
                 )
         return out, report
     finally:
@@ -392,6 +401,13 @@ def _ik_pass(
     loc = np.array([[start[n][1] for n in located]] * count, dtype=np.float64)  # (K, L, 3)
     rot_at = {n: i for i, n in enumerate(rotated)}
     loc_at = {n: i for i, n in enumerate(located)}
+    # Chain roots whose scale is free: scaled so that the rig's IK (with stretch) keeps the chain at its rest length.
+    scaled = tuple(dict.fromkeys(limb.chain for limb in limbs if not any(scratch.bones[limb.chain].lock_scale)))
+    scl = np.array([[scratch.scale(n) for n in scaled]] * count, dtype=np.float64).reshape(count, len(scaled), 3)
+    scl_at = {n: i for i, n in enumerate(scaled)}
+    # Around the animator's scale: a bent chain is made up for its shortening, one the motion holds straight is scaled
+    # a hair short (the IK then stretches it straight onto its target instead of kinking it).
+    scale_range = {n: (scl[0, i] * 0.9, scl[0, i] * 1.25) for n, i in scl_at.items()}
     uses_pole = {
         limb.switch_bone: bool(limb.pole and limb.pole_switch and scratch.bones[limb.switch_bone].get(limb.pole_switch))
         for limb in bone_map.ik
@@ -402,27 +418,44 @@ def _ik_pass(
     evaluations = 0
     for t in (int(f) for f in np.flatnonzero(solve)):
         if previous is not None:  # warm start: the last frame's controls, moved and turned as the targets did
-            rot[t], loc[t] = rot[previous], loc[previous]
+            rot[t], loc[t], scl[t] = rot[previous], loc[previous], scl[previous]
             for limb in limbs:
                 _ik_carry(scratch, limb, matrices, goal, previous, t, rot[t], loc[t], rot_at, loc_at)
         for d, name in enumerate(track.bones):
             scratch.set_rotation(name, track.quaternions[t, d])
         scratch.set_location(track.root_bone, track.root_locations[t])
-        for _ in range(MAX_ITERATIONS):
+        tried: dict[str, tuple[np.ndarray, float]] = {}  # chain root → (scale, length gap) of the last evaluation
+        for _ in range(MAX_ITERATIONS * (3 if previous is None else 1)):
             for name, i in rot_at.items():
                 scratch.set_rotation(name, rot[t, i])
             for name, i in loc_at.items():
                 scratch.set_location(name, loc[t, i])
+            for name, i in scl_at.items():
+                scratch.set_scale(name, scl[t, i])
             matrices = scratch.evaluate()
             evaluations += 1
             yield None
             heads, frames = measure(matrices)
             misses = [_IkMiss.of(limb, heads, frames, goal, t) for limb in limbs]
-            if all(m.within(tolerance) for m in misses):
+            # The chain's length (base → middle → end) against the target's: a stretchy IK chain (Rigify's bones have
+            # IK stretch) comes out short when bent, the end still on its target, so the middle joint sits off.
+            gaps = [solve_math.chain_length(goal.heads[t], limb.joints) - solve_math.chain_length(heads, limb.joints)
+                    for limb in limbs]  # fmt: skip
+            lengths_done = all(  # a chain held straight kinks visibly over a fraction of a millimetre: its directions
+                limb.chain not in scl_at
+                or (abs(gap) < tolerance and max(miss.directions_deg(heads, goal.heads[t]).values()) < STRAIGHT_DEG)
+                for limb, miss, gap in zip(limbs, misses, gaps, strict=True)
+            )
+            if all(m.within(tolerance) for m in misses) and lengths_done:
                 break
-            for limb, miss in zip(limbs, misses, strict=True):
+            for limb, miss, gap in zip(limbs, misses, gaps, strict=True):
                 _ik_update(scratch, limb, miss, matrices, goal, t, rot[t], loc[t], rot_at, loc_at,
                            uses_pole[limb.switch_bone])  # fmt: skip
+                if (at := scl_at.get(limb.chain)) is not None:
+                    factor = _scale_step(solve_math.chain_length(goal.heads[t], limb.joints), gap, scl[t, at],
+                                         tried.get(limb.chain))  # fmt: skip
+                    tried[limb.chain] = (scl[t, at].copy(), gap)
+                    scl[t, at] = np.clip(scl[t, at] * factor, *scale_range[limb.chain])
         for limb, miss in zip(limbs, misses, strict=True):
             for joint, deg in miss.directions_deg(heads, goal.heads[t]).items():
                 worst[joint] = max(worst.get(joint, 0.0), deg)
@@ -435,7 +468,19 @@ def _ik_pass(
     bones = tuple(dict.fromkeys((*track.bones, *rotated)))
     extra = [rotated.index(b) for b in bones[len(track.bones) :]]
     quats = np.concatenate([track.quaternions, continuous_quaternions(rot[:, extra])], axis=1)
-    return replace(track, bones=bones, quaternions=quats, located=located, locations=loc)
+    return replace(track, bones=bones, quaternions=quats, located=located, locations=loc, scaled=scaled, scales=scl)
+
+
+def _scale_step(wanted: float, gap: float, scale: np.ndarray, last: tuple[np.ndarray, float] | None) -> float:
+    """The factor on a chain root's scale that should close the chain's length `gap` (wanted − measured): the secant
+    through the last evaluation's (scale, gap) where it has one (a chain the motion holds straight barely changes
+    length with it), else wanted / measured; at most 20 % either way."""
+    factor = wanted / max(wanted - gap, 1e-9)
+    if last is not None:
+        before = float(last[0].mean()) / float(scale.mean())  # the last scale relative to the current one
+        if abs(last[1] - gap) > 1e-12 and abs(before - 1.0) > 1e-9:
+            factor = 1.0 - gap * (before - 1.0) / (last[1] - gap)
+    return float(np.clip(factor, 0.8, 1.25))
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,9 @@ def bend_angle(base: np.ndarray, middle: np.ndarray, target: Sequence[np.ndarray
     if np.linalg.norm(measured) < 1e-9 or np.linalg.norm(wanted) < 1e-9:
         return 0.0  # a straight limb has no bend plane
     return float(np.arctan2(np.cross(measured, wanted) @ axis, measured @ wanted))
+
+
+def chain_length(heads: np.ndarray, joints: Sequence[int]) -> float:
+    """Length along a chain of joints (base → middle → end) of (22, 3) joint positions."""
+    points = np.asarray(heads, dtype=np.float64)[list(joints)]
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=-1).sum())
