@@ -15,7 +15,7 @@ import numpy as np
 from bpy.props import StringProperty
 
 from . import armature, readback, results, rig_math, user_keys
-from ._shared import client_module, encode_joints, resample
+from ._shared import BoneMap, client_module, encode_joints, resample
 from .action_io import action_bone_names, armature_data, assign_action
 from .backend_env import InstallError
 from .install_ops import local_backend_command
@@ -308,7 +308,15 @@ def _user_poses(plan: readback.ReadPlan, frames: list[float]) -> rig_math.KeyedP
     In-between Keys passes through (bones without F-curves: their current values)."""
     bones = rig_math.driven_bone_names(plan.bone_map)
     _, fcurves = user_keys.assigned_fcurves(plan.obj)
-    return user_keys.read_keyed_poses(plan.obj, fcurves, bones, bones[0], np.asarray(sorted(frames), float))
+    frames_read = np.asarray(sorted(frames), float)
+    return user_keys.read_keyed_poses(plan.obj, fcurves, bones, bones[0], frames_read, _ik_controls(plan.bone_map))
+
+
+def _ik_controls(bone_map: BoneMap) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(rotated, located, scaled) IK controls of a bone map (IK targets, chain roots, tips; targets, poles; roots)."""
+    rotated, located = rig_math.ik_bone_names(bone_map)
+    fk = set(rig_math.fk_bone_names(bone_map))
+    return tuple(b for b in rotated if b not in fk), located, rig_math.ik_chain_names(bone_map)
 
 
 def _predict_steps(plan: readback.ReadPlan, fields: dict[str, Any], params: dict[str, Any]) -> Steps[None]:
@@ -434,7 +442,7 @@ class MOTION_OT_inbetween_keys(bpy.types.Operator):
         s = _settings(context)
         obj = context.active_object
         try:
-            bones = rig_math.driven_bone_names(armature.rig_bone_map(obj))
+            bone_map = armature.rig_bone_map(obj)
         except ValueError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -444,7 +452,8 @@ class MOTION_OT_inbetween_keys(bpy.types.Operator):
             self.report({"ERROR"}, f"{obj.name} has no Action: key poses on 2 or more frames first")
             return {"CANCELLED"}
         first, last = _read_range(context, s)
-        keys = user_keys.keyed_frames(fcurves, obj, bones)
+        _, located, scaled = _ik_controls(bone_map)
+        keys = user_keys.keyed_frames(fcurves, obj, rig_math.driven_bone_names(bone_map), located, scaled)
         keys = keys[(keys >= first - 1e-4) & (keys <= last + 1e-4)]
         if len(keys) < 2:
             where = f"{action.name!r} (frames {first}-{last})"

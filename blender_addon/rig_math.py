@@ -6,7 +6,7 @@ key layout. Quaternions are (w, x, y, z), consecutive frames on one hemisphere (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -109,6 +109,11 @@ def ik_bone_names(bone_map: BoneMap) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(dict.fromkeys(rotated)), tuple(dict.fromkeys(located))
 
 
+def ik_chain_names(bone_map: BoneMap) -> tuple[str, ...]:
+    """The chain roots of the map's IK/FK limbs: keyed with a scale where it is free (stretchy IK chains)."""
+    return tuple(dict.fromkeys(limb.chain for limb in bone_map.ik))
+
+
 def driven_bone_names(bone_map: BoneMap) -> tuple[str, ...]:
     """Every bone a pose track may key with a rotation: the solve's (root first), then the IK controls."""
     return tuple(dict.fromkeys(fk_bone_names(bone_map) + ik_bone_names(bone_map)[0]))
@@ -187,13 +192,17 @@ def mode_quaternions(mode: str, values: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class KeyedPoses:
     """The user's animation at some scene frames: each driven bone's rotation mode and values of that mode's property,
-    and the root bone's location. In-between Keys passes the generated track through them; written keys continue
-    from them (quaternion signs, Euler branches) so no F-curve jumps next to a user's key."""
+    and the root bone's location; of the IK controls (targets, poles, chain roots) the locations and scales the Action
+    keys. In-between Keys passes the generated track through them; written keys continue from them (quaternion signs,
+    Euler branches) so no F-curve jumps next to a user's key."""
 
     frames: np.ndarray  # (N,) scene frames, increasing
     modes: dict[str, str]  # bone → rotation mode
     rotations: dict[str, np.ndarray]  # bone → (N, C) values of its rotation property
     root_locations: np.ndarray  # (N, 3) the root bone's `location`
+    locations: dict[str, np.ndarray] = field(default_factory=dict)  # IK target / pole → (N, 3) keyed `location`
+    scales: dict[str, np.ndarray] = field(default_factory=dict)  # IK chain root → (N, 3) keyed `scale`
+    loose: frozenset[str] = frozenset()  # IK controls whose rotation the Action does not key (not passed through)
 
     def quaternions(self, bones: tuple[str, ...]) -> np.ndarray:
         """(N, D, 4) unit quaternions of `bones`."""
@@ -202,10 +211,24 @@ class KeyedPoses:
 
 def pass_through_keys(track: PoseTrack, frames: np.ndarray, keyed: KeyedPoses) -> PoseTrack:
     """The track (keys on scene `frames`) corrected to equal the keyed poses at their frames: every driven bone's
-    rotation and the root location; the residual of each key spreads smoothly to the neighbouring keys."""
+    rotation (IK controls: where the Action keys it), the root location, and the IK targets', poles' and chain roots'
+    locations and scales the Action keys; the residual of each key spreads smoothly to the neighbouring keys."""
     quats = pass_through.pin_rotations(track.quaternions, frames, keyed.frames, keyed.quaternions(track.bones))
+    loose = [d for d, bone in enumerate(track.bones) if bone in keyed.loose]
+    quats[:, loose] = track.quaternions[:, loose]
     location = pass_through.pin_locations(track.root_locations, frames, keyed.frames, keyed.root_locations)
-    return replace(track, quaternions=continuous_quaternions(quats), root_locations=location)
+    extra, scales = track.extra_locations().copy(), track.extra_scales().copy()
+    for columns, names, keys in ((extra, track.located, keyed.locations), (scales, track.scaled, keyed.scales)):
+        for i, bone in enumerate(names):
+            if bone in keys:
+                columns[:, i] = pass_through.pin_locations(columns[:, i], frames, keyed.frames, keys[bone])
+    return replace(
+        track,
+        quaternions=continuous_quaternions(quats),
+        root_locations=location,
+        locations=extra if track.located else track.locations,
+        scales=scales if track.scaled else track.scales,
+    )
 
 
 def rotation_values(

@@ -45,12 +45,19 @@ def _distinct(frames: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
     return frames[np.concatenate([[True], np.diff(frames) > tolerance])]
 
 
-def keyed_frames(fcurves: Sequence[bpy.types.FCurve], obj: bpy.types.Object, bones: Sequence[str]) -> np.ndarray:
+def keyed_frames(
+    fcurves: Sequence[bpy.types.FCurve],
+    obj: bpy.types.Object,
+    bones: Sequence[str],
+    located: Sequence[str] = (),
+    scaled: Sequence[str] = (),
+) -> np.ndarray:
     """Sorted distinct frames of the keys on the rotation F-curves (of the property each bone's rotation mode uses)
-    and location F-curves of `bones`."""
+    and location F-curves of `bones` and `located` (IK targets, poles), and the scale F-curves of `scaled`."""
     pbs = pose_bones(obj)
     wanted = {bone_path(b, rotation_property(pbs[b].rotation_mode)[0]) for b in bones}
-    wanted |= {bone_path(b, "location") for b in bones}
+    wanted |= {bone_path(b, "location") for b in (*bones, *located)}
+    wanted |= {bone_path(b, "scale") for b in scaled}
     frames = [np.zeros(0)]
     for fc in fcurves:
         if fc.data_path in wanted and len(fc.keyframe_points):
@@ -79,13 +86,23 @@ def read_keyed_poses(
     bones: Sequence[str],
     root_bone: str,
     frames: np.ndarray,
+    ik_controls: tuple[Sequence[str], Sequence[str], Sequence[str]] = ((), (), ()),
 ) -> KeyedPoses:
     """The poses `fcurves` (an Action's, as `slot_fcurves` gives them) hold at `frames`: every bone in its current
-    rotation mode, and the root bone's location."""
+    rotation mode, and the root bone's location. `ik_controls` (rotated, located, scaled): the IK controls, whose
+    rotations are passed through only where the Action keys them, and whose keyed locations / scales are read."""
     frames = np.asarray(frames, dtype=np.float64)
     lookup = {(fc.data_path, fc.array_index): fc for fc in fcurves}
+    paths = {fc.data_path for fc in fcurves}
     pbs = pose_bones(obj)
     modes: dict[str, str] = {b: pbs[b].rotation_mode for b in bones}
     rotations = {b: _values(lookup, pbs[b], *rotation_property(modes[b]), frames) for b in bones}
     root = _values(lookup, pbs[root_bone], "location", 3, frames)
-    return KeyedPoses(frames, modes, rotations, root)
+    rotated, located, scaled = ik_controls
+    fk = set(bones) - set(rotated)
+    loose = frozenset(b for b in rotated if b not in fk and bone_path(b, rotation_property(modes[b])[0]) not in paths)
+    locations = {
+        b: _values(lookup, pbs[b], "location", 3, frames) for b in located if bone_path(b, "location") in paths
+    }
+    scales = {b: _values(lookup, pbs[b], "scale", 3, frames) for b in scaled if bone_path(b, "scale") in paths}
+    return KeyedPoses(frames, modes, rotations, root, locations, scales, loose)

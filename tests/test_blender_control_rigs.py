@@ -183,6 +183,58 @@ def test_generated_rigify_rig_follows_the_motion_in_fk_and_ik(client, walk_jump,
         _check(f"Rigify generated rig, {mode} (bpy {bpy.app.version_string})", figures, read)
 
 
+def _curve_values(action: bpy.types.Action, path: str, frames: range) -> np.ndarray:
+    """(len(frames), 3) the Action's F-curves of a 3-vector property evaluated at `frames`."""
+    curves = {fc.array_index: fc for fc in action_io.all_fcurves(action) if fc.data_path == path}
+    assert sorted(curves) == [0, 1, 2], (path, sorted(curves))
+    return np.array([[curves[i].evaluate(f) for i in range(3)] for f in frames])
+
+
+def test_inbetween_keys_pass_the_ik_targets_through_the_users_keys(client, walk_jump, rigify_blend) -> None:
+    """In-between Keys on the generated Rigify rig in IK: the animator keyed only the left foot's IK target (raised,
+    at frames 1 and 30); the scripted motion ignores it. The new Action must hold the user's foot_ik.L location at
+    both keys and reach it without a pop (each frame's step near a key no larger than the motion's own steps)."""
+    features, _ = walk_jump
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 20, 1.0
+    scene.frame_start, scene.frame_end = 1, 60
+    scene.motiongpt3.inbetween_prompt = ""
+    rig = _append_rig(rigify_blend)
+    for name in IK_SWITCHES:
+        rig.pose.bones[name]["IK_FK"] = 0.0  # IK
+    rig.update_tag()
+    foot = rig.pose.bones["foot_ik.L"]
+    rig.animation_data_create().action = bpy.data.actions.new("blocking")
+    raised = {1: (0.30, -0.25, 0.30), 30: (-0.20, 0.30, 0.25)}  # metres: far from anywhere the walk puts the foot
+    for frame, location in raised.items():
+        foot.location = location
+        foot.keyframe_insert("location", frame=frame)
+    user = rig.animation_data.action
+    user_keys = _snapshot(user)
+    bpy.context.view_layer.objects.active = rig
+    assert bpy.ops.motion.inbetween_keys() == {"FINISHED"}
+    _tick_until_settled(20000)
+    request_id, kind, _, arrays = client.sent[-1]
+    assert kind == "inbetween" and np.flatnonzero(arrays["known"]).tolist() == [0, 29]
+    motion = features[40 : 40 + len(arrays["features"])].astype(np.float32)
+    client.queue = [Event("result", request_id, {}, {"motions": motion[None]})]
+    _tick_until_settled(20000)
+    job = operators.CONTROLLER.jobs[request_id]
+    assert job.status == "done", job.message
+
+    new = rig.animation_data.action
+    assert new is not user and _snapshot(user) == user_keys
+    path = 'pose.bones["foot_ik.L"].location'
+    got = _curve_values(new, path, range(1, 31))
+    np.testing.assert_allclose(got[[0, 29]], [raised[1], raised[30]], atol=1e-5)  # through both keys
+    right = _curve_values(new, 'pose.bones["foot_ik.R"].location', range(1, 31))  # the motion's own foot steps
+    own = float(np.linalg.norm(np.diff(right, axis=0), axis=-1).max())
+    steps = np.linalg.norm(np.diff(got, axis=0), axis=-1)
+    print(f"\nfoot_ik.L steps next to the keys {steps[0] * 100:.1f} / {steps[-1] * 100:.1f} cm, the motion's own "
+          f"foot steps up to {own * 100:.1f} cm, the keys {np.linalg.norm(raised[1]) * 100:.0f} cm off")  # fmt: skip
+    assert own < 0.2 and steps.max() < own + 0.05, (steps.round(3), own)
+
+
 # -- a constraint-driven control rig of our own --------------------------------------------------------------------
 
 LONG_LEGS = {1: 1.0, 2: 1.0, 4: 1.25, 5: 1.25, 7: 1.25, 8: 1.25, 10: 1.1, 11: 1.1}  # thighs, shins, feet
