@@ -16,14 +16,14 @@ FPS = 20.0
 
 
 def smpl_leg() -> float:
-    """SMPL's hip → knee → ankle length (the T-pose template's HumanML3D lengths)."""
-    return float(np.linalg.norm(TPOSE_OFFSETS[4]) + np.linalg.norm(TPOSE_OFFSETS[7]))
+    """SMPL's right hip → knee → ankle length (the T-pose template's HumanML3D lengths)."""
+    return float(np.linalg.norm(TPOSE_OFFSETS[5]) + np.linalg.norm(TPOSE_OFFSETS[8]))
 
 
 def leg_scale(rest: np.ndarray) -> float:
-    """A rig's leg length over SMPL's from its (22, 3) rest joints: mean of both legs' hip → knee → ankle."""
-    legs = [np.linalg.norm(rest[k] - rest[h]) + np.linalg.norm(rest[a] - rest[k]) for h, k, a in ((1, 4, 7), (2, 5, 8))]
-    return float(np.mean(legs)) / smpl_leg()
+    """A rig's leg length over SMPL's from its (22, 3) rest joints, as HumanML3D's `uniform_skeleton` measures legs
+    (HUMANML3D.md: the right thigh and shin, joints 2 → 5 → 8)."""
+    return float(np.linalg.norm(rest[5] - rest[2]) + np.linalg.norm(rest[8] - rest[5])) / smpl_leg()
 
 
 def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,11 +48,13 @@ class Figures:
     foot_height_max: float  # metres: height error of the joint a foot in contact stands on
     sliding: float  # metres / second: its mean extra horizontal speed
     travel: float  # pelvis ground displacement first → last frame / the scaled source's
+    worst: tuple[int, int] = (0, 0)  # (frame, joint) of the segment (joint → its child) with the largest error
 
     def row(self) -> str:
         return (
-            f"dir {self.direction_mean:.2f}/{self.direction_max:.2f} deg, feet {self.foot_height_max * 100:.2f} cm, "
-            f"sliding {self.sliding * 100:.2f} cm/s, travel {self.travel * 100:.1f} %"
+            f"dir {self.direction_mean:.2f}/{self.direction_max:.2f} deg (worst: frame {self.worst[0]}, joint "
+            f"{self.worst[1]}), feet {self.foot_height_max * 100:.2f} cm, sliding {self.sliding * 100:.2f} cm/s, "
+            f"travel {self.travel * 100:.1f} %"
         )
 
 
@@ -74,9 +76,11 @@ def motion_figures(got: np.ndarray, source: np.ndarray, contacts: np.ndarray, sc
         v_got = (got[rows[1:], support[1:]] - got[rows[:-1], support[1:]])[:, [0, 2]] * FPS
         v_src = (source[rows[1:], support[1:]] - source[rows[:-1], support[1:]])[:, [0, 2]] * FPS * scale
         extra.append(np.linalg.norm(v_got - v_src, axis=-1)[still])
+    frame, segment = np.unravel_index(int(errors.argmax()), errors.shape)
     return Figures(
         float(errors.mean()), float(errors.max()), float(np.concatenate(heights).max()),
         float(np.concatenate(extra).mean()), _displacement(got[:, 0]) / (scale * _displacement(source[:, 0])),
+        (int(frame), SINGLE[int(segment)]),
     )  # fmt: skip
 
 

@@ -372,3 +372,33 @@ def test_preset_rigs_meet_the_same_figures(kind, client, walk_jump) -> None:
     figures = motion_figures(got, source, features[:, 259:263] > 0.5, leg_scale(rest))
     read = read_back_figures(_read_back(obj, client, len(source)), features)
     _check(f"preset rig {kind} (bpy {bpy.app.version_string})", figures, read)
+
+
+# -- one leg-length convention: Blender's importer + the add-on's read-back against the CLI's reader ---------------
+
+
+def test_a_bvh_read_back_in_blender_travels_as_the_cli_encodes_it(client, tmp_path) -> None:
+    """A real CMU clip (131_01: start, walk, stop) imported by Blender's own BVH importer and read back by the add-on
+    (Caption's features) against `motiongpt3 encode`'s path for the same file (read_bvh → bone map → features):
+    the same root travel within 1 %. (Joints differ by design, a few centimetres: the add-on carries the performer's
+    pelvis and chest onto SMPL's as rigid triads and keeps planted feet where the performer's stand, where
+    HumanML3D's recipe keeps every bone's direction.)"""
+    from reference import cmu_clip, gunzip_to
+
+    from shared.motion.bvh import read_bvh
+    from shared.motion.bvh_mapping import bvh_joints_metres
+    from shared.motion.pipeline import encode_joints
+
+    path = gunzip_to(cmu_clip("131_01"), tmp_path)
+    clip = read_bvh(path)
+    joints, bone_map, _ = bvh_joints_metres(clip)
+    cli = encode_joints(joints, clip.fps)
+    result = bpy.ops.import_anim.bvh(filepath=str(path), axis_forward="-Z", axis_up="Y", use_fps_scale=False,
+                                     update_scene_fps=True, update_scene_duration=True)  # fmt: skip
+    assert result == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert armature.rig_match(obj).preset == bone_map.name
+    sent = _read_back(obj, client, clip.num_frames)
+    read = read_back_figures(sent, cli)
+    print(f"\nBVH {path.name} in Blender vs the CLI (bpy {bpy.app.version_string}): {read.row()}")
+    assert abs(read.travel - 1.0) <= 0.01, read

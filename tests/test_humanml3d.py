@@ -234,3 +234,27 @@ def test_bad_features_raise_a_clear_error():
     features[2, 7] = np.inf
     with pytest.raises(MotionShapeError, match="NaN or infinite"):
         features_to_joints(features)
+
+
+def test_root_travel_scales_by_the_right_leg_only(cmu_walk):
+    """HumanML3D's `uniform_skeleton` (HUMANML3D.md §3.3) scales the root by the right thigh + shin of frame 0: a
+    longer left leg leaves the root's velocity as it was, a right leg twice as long halves it. `skeleton.leg_length`
+    is that convention, and the add-on's placement and read-back use it too."""
+    from shared.motion.skeleton import leg_length
+
+    _, joints = cmu_walk
+    joints = joints.astype(np.float64)
+    features = joints_to_features(joints)
+
+    def longer(side: tuple[int, int, int, int]) -> np.ndarray:
+        hip, knee = side[0], side[1]
+        out = joints.copy()
+        out[:, list(side[1:])] += (joints[:, knee] - joints[:, hip])[:, None]  # the thigh twice as long
+        return out
+
+    left, right = longer((1, 4, 7, 10)), longer((2, 5, 8, 11))
+    np.testing.assert_allclose(leg_length(left), leg_length(joints))
+    np.testing.assert_allclose(joints_to_features(left)[:, 1:3], features[:, 1:3], atol=1e-6)
+    ratio = leg_length(joints[0]) / leg_length(right[0])
+    assert ratio < 0.8
+    np.testing.assert_allclose(joints_to_features(right)[:, 1:3], features[:, 1:3] * ratio, atol=1e-5)

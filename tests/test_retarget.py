@@ -206,10 +206,14 @@ def test_leg_scale_and_in_place(cmu_walk) -> None:
     source = features_to_joints(cmu_walk[0])
     placed = place_motion(source, rest * 2.0)
     np.testing.assert_allclose(leg_scale(rest * 2.0), 2.0 * leg_scale(rest))
-    # Leg length = hip → knee → ankle: the T-pose's (HumanML3D lengths) against this rest's, by hand.
+    # Leg length as HumanML3D's `uniform_skeleton` measures it (HUMANML3D.md §3.3: right thigh + right shin,
+    # joints 2 → 5 → 8): the T-pose's (HumanML3D lengths) against this rest's, by hand.
     smpl = tpose_joints()
-    legs = lambda j: np.mean([np.linalg.norm(j[k] - j[h]) + np.linalg.norm(j[a] - j[k]) for h, k, a in LEGS])  # noqa: E731
+    legs = lambda j: np.linalg.norm(j[5] - j[2]) + np.linalg.norm(j[8] - j[5])  # noqa: E731
     np.testing.assert_allclose(leg_scale(rest), legs(rest) / legs(smpl))
+    longer_left = rest.copy()
+    longer_left[[4, 7, 10]] += longer_left[[4, 7, 10]] - longer_left[1]  # the left leg twice as long: no change
+    np.testing.assert_allclose(leg_scale(longer_left), leg_scale(rest))
     scale = leg_scale(rest * 2.0)
     np.testing.assert_allclose(placed[:, 0, [0, 2]], source[:, 0, [0, 2]] * scale)
     # Heights scale too, lifted so that the rig's rest stands on the floor: a constant offset (rest height − scaled
@@ -220,3 +224,34 @@ def test_leg_scale_and_in_place(cmu_walk) -> None:
     still = place_motion(source, rest, in_place=True)
     np.testing.assert_allclose(still[:, 0, [0, 2]], np.broadcast_to(still[:1, 0, [0, 2]], (len(still), 2)))
     np.testing.assert_allclose(still[:, 0, 1], placed[:, 0, 1] / 2.0)  # half the rig: half the lift, too
+
+
+def test_read_back_of_real_clips_travels_as_the_cli_encodes_them() -> None:
+    """The add-on's read-back (`on_smpl_body`: a performer's joints carried onto SMPL's body) against the CLI's encoder
+    (HumanML3D's recipe: the root scaled by the leg ratio) on the 44 bundled CMU clips, each clip's own rest as the
+    rig: the same root path length (one leg-length convention, and the pelvis never moved step by step)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from shared.motion.bone_map import bvh_to_smpl_joints
+    from shared.motion.bvh import read_bvh
+    from shared.motion.bvh_mapping import bvh_joints_metres
+    from shared.motion.pipeline import encode_joints
+    from shared.motion.retarget import on_smpl_body
+
+    def path_length(features: np.ndarray) -> float:
+        root = features_to_joints(features)[:, 0]
+        return float(np.linalg.norm(np.diff(root[:, [0, 2]], axis=0), axis=-1).sum())
+
+    ratios = []
+    for path in sorted((Path(__file__).parents[1] / "backend" / "assets" / "cmu" / "bvh20").glob("*.bvh.gz")):
+        clip = read_bvh(path)
+        joints, bone_map, _ = bvh_joints_metres(clip)
+        rest = bvh_to_smpl_joints(replace(clip, motion=np.zeros((1, clip.motion.shape[1]))), bone_map)[0]
+        rest[:, 1] -= rest[[7, 8, 10, 11], 1].min()
+        on_floor = joints - np.array([0.0, joints[..., 1].min(), 0.0])
+        read = encode_joints(on_smpl_body(on_floor, rest, clip.fps), clip.fps)
+        ratios.append(path_length(read) / path_length(encode_joints(joints, clip.fps)))
+    off = np.abs(np.array(ratios) - 1.0)
+    print(f"\nread-back / CLI root path over {len(off)} CMU clips: mean {off.mean():.2%} off, worst {off.max():.2%}")
+    assert len(off) == 44 and off.mean() <= 0.005 and off.max() <= 0.015, np.round(ratios, 4)

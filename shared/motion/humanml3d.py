@@ -37,6 +37,7 @@ from .skeleton import (
     RAW_OFFSETS,
     RIGHT_JOINTS,
     TARGET_OFFSETS,
+    leg_length,
 )
 
 FEATURE_DIM = 263
@@ -145,15 +146,14 @@ def gaussian_smooth(x: np.ndarray, sigma: float, axis: int = 0, truncate: float 
 
 def retarget_to_target_skeleton(joints: np.ndarray, target_offsets: np.ndarray = TARGET_OFFSETS) -> np.ndarray:
     """HumanML3D `uniform_skeleton`: every bone keeps its direction but takes the target length; the root
-    trajectory is scaled by the ratio of the right lower-leg lengths on frame 0.
+    trajectory is scaled by the ratio of the leg lengths (`skeleton.leg_length`: right hip → knee → ankle) on frame 0.
 
     The original does this with shortest-arc IK + FK; rotating the raw direction onto the bone direction
     and scaling by the target length is the same map, without the antiparallel singularity.
     """
     target_lengths = np.linalg.norm(target_offsets, axis=-1)  # (22,)
     bones = joints[:, 1:] - joints[:, list(PARENTS[1:])]  # (T, 21, 3)
-    source_lengths = np.concatenate([[0.0], np.linalg.norm(bones[0], axis=-1)])
-    scale = target_lengths[list(LOWER_LEG)].sum() / source_lengths[list(LOWER_LEG)].sum()
+    scale = target_lengths[list(LOWER_LEG)].sum() / leg_length(joints[0])
     scaled_bones = normalize(bones) * target_lengths[1:, None]
     # Joint j = root + the sum of the bones on the path root -> j.
     return joints[:, :1] * scale + _ANCESTRY @ scaled_bones

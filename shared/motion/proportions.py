@@ -8,7 +8,8 @@ same motion on two rigs of different proportions is read back as the same featur
   of the body they come from (against that body's rest) and turns the other body's rest offsets. The rigs' own pelvis
   shapes differ a lot (Rigify's thighs start above its pelvis joint), so the hips go where that body's hips are.
 - Every other bone keeps its direction and takes the other body's length.
-- The pelvis trajectory scales by the ratio of the leg lengths (hip → knee → ankle), and is lifted so that the rest
+- The pelvis trajectory scales by the ratio of the leg lengths (`skeleton.leg_length`: HumanML3D's right hip → knee
+  → ankle, the CLI encoder's convention too), and is lifted so that the rest
   pose of either body stands on the floor: y' = s·y + lift with lift = H' − s·H (H: rest pelvis height over the
   lowest foot joint), so planted feet stay planted and on the floor.
 
@@ -22,11 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ik import kabsch
-from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, children_of, depth_first_order, tpose_joints
+from .skeleton import FOOT_LEFT, FOOT_RIGHT, PARENTS, children_of, depth_first_order, leg_length, tpose_joints
 
 _FEET = [*FOOT_LEFT, *FOOT_RIGHT]  # ankles and balls of both feet
 CARRIERS = tuple(j for j in range(len(PARENTS)) if len(children_of(j)) > 1)  # pelvis, spine3: rigid triads
-_LEG_CHAINS = ((1, 4, 7), (2, 5, 8))  # hip, knee, ankle per side
 
 
 def smpl_rest() -> np.ndarray:
@@ -36,11 +36,6 @@ def smpl_rest() -> np.ndarray:
     return rest
 
 
-def leg_length(rest: np.ndarray) -> float:
-    """Mean over both legs of hip → knee → ankle along the chain of a (22, 3) rest."""
-    rest = np.asarray(rest, dtype=np.float64)
-    chains = [np.linalg.norm(rest[k] - rest[h]) + np.linalg.norm(rest[a] - rest[k]) for h, k, a in _LEG_CHAINS]
-    return float(np.mean(chains))
 
 
 def standing_height(rest: np.ndarray) -> float:
@@ -61,7 +56,7 @@ class Proportions:
     def of(cls, rig_rest: np.ndarray) -> Proportions:
         rest = np.asarray(rig_rest, dtype=np.float64)
         smpl = smpl_rest()
-        scale = leg_length(rest) / leg_length(smpl)
+        scale = float(leg_length(rest) / leg_length(smpl))
         return cls(rest, scale, standing_height(rest) - scale * standing_height(smpl))
 
 

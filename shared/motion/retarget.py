@@ -203,6 +203,10 @@ def _move_ankle(out: np.ndarray, side: int, target: np.ndarray, weight: np.ndarr
     out[:, knee], out[:, ankle] = new_knee, new_ankle
 
 
+SETTLE_S = 0.1  # seconds: smoothing (Gaussian sigma) of the pelvis's height change for the feet in contact
+DRIFT_S = 1.0  # seconds: the same across the ground, a slow drift (a pelvis that moves with each step adds travel)
+
+
 def follow_contacts(
     placed: np.ndarray,
     source: np.ndarray,
@@ -210,13 +214,15 @@ def follow_contacts(
     scale: float,
     blend_frames: int = 4,
     strength: float = 1.0,
+    fps: float = FPS,
 ) -> np.ndarray:
     """Feet on the floor for a rig whose legs and feet are not SMPL's in proportion: while a foot is in contact
     (`contacts` (T, 4) as `contacts_at_rate` gives), the joint it stands on in `source` (the lower of ankle and
     ball) goes where the source's is, scaled by `scale` about the pelvis's ground track (and at `scale` × its height):
     the ankle is moved there (the foot keeps its direction), the knee re-solved; blended over `blend_frames` frames
     on either side. `placed` (T, 22, 3): the motion in the rig's proportions (`place_motion`); `source` the same
-    frames in SMPL's. Planted feet then stay as planted as in the source, with no sliding added by the proportions."""
+    frames in SMPL's; `fps` their rate (the pelvis's smoothing is in seconds). Planted feet then stay as planted as in
+    the source, with no sliding added by the proportions."""
     out = np.array(placed, dtype=np.float64)
     source = np.asarray(source, dtype=np.float64)
     rows = np.arange(len(out))
@@ -237,13 +243,16 @@ def follow_contacts(
     total = weights.sum(1)
     shift = (wanted[0] + wanted[1]) * (np.minimum(total, 1.0) / np.maximum(total, 1e-9))[:, None]
     # Across the ground only what both feet ask for alike (a crouch with other thigh / shin proportions): moving the
-    # pelvis for one foot would pull the other out of reach.
+    # pelvis for one foot would pull the other out of reach; and only as a slow drift (`DRIFT_S`), so that the root's
+    # travel stays the leg-scaled source's, as HumanML3D's own recipe scales it (the read-back inverts the same drift).
     common = np.where(np.sign(wanted[0]) == np.sign(wanted[1]), np.sign(wanted[0]), 0.0)
     common *= np.minimum(np.abs(wanted[0]), np.abs(wanted[1]))
     shift[:, [0, 2]] = common[:, [0, 2]]
-    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
-    for axis in range(3):
-        shift[:, axis] = np.convolve(np.pad(shift[:, axis], 6, mode="edge"), kernel / kernel.sum(), mode="valid")
+    for axis, seconds in ((0, DRIFT_S), (1, SETTLE_S), (2, DRIFT_S)):
+        sigma = seconds * fps
+        radius = int(3 * sigma)
+        kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        shift[:, axis] = np.convolve(np.pad(shift[:, axis], radius, mode="edge"), kernel / kernel.sum(), mode="valid")
     out += shift[:, None]
     for side, (weight, support) in enumerate(sides):  # then each foot exactly, by its leg
         if not weight.any():
@@ -271,7 +280,8 @@ def on_smpl_body(joints: np.ndarray, rest_joints_character: np.ndarray, fps: flo
     then the feet in contact where the rig's stand, scaled back)."""
     body = Proportions.of(rest_joints_character)
     smpl = to_smpl(joints, body)
-    return follow_contacts(smpl, joints, speed_contacts(joints, fps, body.scale), 1.0 / body.scale)
+    contacts = speed_contacts(joints, fps, body.scale)
+    return follow_contacts(smpl, joints, contacts, 1.0 / body.scale, round(4 * fps / FPS), fps=fps)
 
 
 def plant_feet(joints: np.ndarray, contacts: np.ndarray, blend_frames: int = 4) -> np.ndarray:

@@ -131,6 +131,16 @@ def bone_lengths(joints: np.ndarray) -> np.ndarray:
     return lengths
 
 
+def leg_length(joints: np.ndarray) -> np.ndarray:
+    """The leg length of (..., 22, 3) joints, (...): right hip → knee → ankle, the bones ending at `LOWER_LEG`.
+
+    HumanML3D's convention (`uniform_skeleton` scales the root trajectory by the ratio of these lengths): the CLI's
+    encoder and the add-on's placement and read-back all scale root motion by it, so one motion travels alike on
+    every path.
+    """
+    return bone_lengths(joints)[..., list(LOWER_LEG)].sum(-1)
+
+
 def offsets_from_pose(pose: np.ndarray) -> np.ndarray:
     """HumanML3D `get_offsets_joints`: bone length of a (22, 3) pose times the raw direction, (22, 3)."""
     return bone_lengths(pose)[:, None] * RAW_OFFSETS
