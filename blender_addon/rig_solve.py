@@ -92,6 +92,7 @@ class Scratch:
                 anim.nla_tracks.remove(track)
         self.scene.collection.objects.link(self.obj)
         self._depsgraph: bpy.types.Depsgraph | None = None
+        self._object_removed = False
         pose = self.obj.pose
         assert pose is not None  # a copy of an armature object
         self.bones = pose.bones
@@ -150,11 +151,18 @@ class Scratch:
         pb[prop] = type(current)(value) if isinstance(current, int | float) else value
         self.obj.update_tag()  # a custom property set from Python tags nothing: its drivers would keep their value
 
-    def close(self) -> None:
-        data = self.obj.data
+    def remove_object(self) -> None:
+        """Remove the copy (the armature data is the animator's own, shared with it: kept)."""
+        if self._object_removed:
+            return
+        self._object_removed = True
+        self._depsgraph = None
         bpy.data.objects.remove(self.obj)
+
+    def close(self) -> None:
+        """Remove the copy (unless removed already) and its scene."""
+        self.remove_object()
         bpy.data.scenes.remove(self.scene)
-        del data  # the armature data is the animator's own, shared with the copy: kept
 
 
 @dataclass
@@ -165,9 +173,16 @@ class _Target:
     frames: np.ndarray  # (K, 22, 3, 3)
 
 
-def _target(target: RigTarget, joints: np.ndarray) -> _Target:
+TARGET_CHUNK_FRAMES = 32  # frames of the target solved per slice (~1.5 ms on an idle machine)
+
+
+def _target_steps(target: RigTarget, joints: np.ndarray) -> Steps[_Target]:
+    """The target of (K, 22, 3) joints in the rig's character frame, `TARGET_CHUNK_FRAMES` frames per slice."""
     solver = retarget.RigSolver.prepare(target.rig, target.bone_map, target.frame)
-    deltas = solver.deltas(joints)  # (K, 22, 3, 3) armature space
+    deltas = np.empty((len(joints), skeleton.NUM_JOINTS, 3, 3))  # armature space
+    for start in range(0, len(joints), TARGET_CHUNK_FRAMES):
+        yield None
+        deltas[start : start + TARGET_CHUNK_FRAMES] = solver.deltas(joints[start : start + TARGET_CHUNK_FRAMES])
     rest = np.tile(np.eye(3), (skeleton.NUM_JOINTS, 1, 1))
     for j in range(skeleton.NUM_JOINTS):
         if (name := _reader(target.bone_map, j)) is not None:
@@ -216,7 +231,7 @@ def solve_steps(
     bone_map = target.bone_map
     count = track.frames
     solve = np.ones(count, dtype=bool) if solve is None else np.asarray(solve, dtype=bool)
-    goal = _target(target, joints)
+    goal = yield from _target_steps(target, joints)
     scratch = Scratch(obj)
     try:
         yield None
@@ -242,6 +257,8 @@ def solve_steps(
                     f"IK: limbs up to {worst:.0f}° off: the rig's own IK chain does not keep their length (IK "
                     "stretch with the chain root's scale locked); FK follows exactly"
                 )
+        scratch.remove_object()  # removing the copy and its scene are slices of their own (~5-8 ms each)
+        yield None
         return out, report
     finally:
         scratch.close()
