@@ -441,7 +441,8 @@ def _ik_pass(
         for d, name in enumerate(track.bones):
             scratch.set_rotation(name, track.quaternions[t, d])
         scratch.set_location(track.root_bone, track.root_locations[t])
-        tried: dict[str, tuple[np.ndarray, float]] = {}  # chain root → (scale, length gap) of the last evaluation
+        brackets = {n: _Bracket(*scale_range[n]) for n in scaled}  # per frame: the scales known too short / long
+        best: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         for _ in range(MAX_ITERATIONS * (3 if previous is None else 1)):
             for name, i in rot_at.items():
                 scratch.set_rotation(name, rot[t, i])
@@ -454,6 +455,11 @@ def _ik_pass(
             yield None
             heads, frames = measure(matrices)
             misses = [_IkMiss.of(limb, heads, frames, goal, t) for limb in limbs]
+            directions = max(max(m.directions_deg(heads, goal.heads[t]).values()) for m in misses)
+            offset = max(float(np.linalg.norm(m.end_offset)) for m in misses)
+            score = directions + offset / tolerance * TOLERANCE_DEG
+            if best is None or score < best[0]:
+                best = (score, rot[t].copy(), loc[t].copy(), scl[t].copy(), matrices)
             # The chain's length (base → middle → end) against the target's: a stretchy IK chain (Rigify's bones have
             # IK stretch) comes out short when bent, the end still on its target, so the middle joint sits off.
             gaps = [solve_math.chain_length(goal.heads[t], limb.joints) - solve_math.chain_length(heads, limb.joints)
@@ -469,10 +475,13 @@ def _ik_pass(
                 _ik_update(scratch, limb, miss, matrices, goal, t, rot[t], loc[t], rot_at, loc_at,
                            uses_pole[limb.switch_bone])  # fmt: skip
                 if (at := scl_at.get(limb.chain)) is not None:
-                    factor = _scale_step(solve_math.chain_length(goal.heads[t], limb.joints), gap, scl[t, at],
-                                         tried.get(limb.chain))  # fmt: skip
-                    tried[limb.chain] = (scl[t, at].copy(), gap)
-                    scl[t, at] = np.clip(scl[t, at] * factor, *scale_range[limb.chain])
+                    wanted = solve_math.chain_length(goal.heads[t], limb.joints)
+                    scl[t, at] = brackets[limb.chain].next(scl[t, at], gap, wanted)
+        else:  # out of iterations: back to the best state evaluated (never an unverified update)
+            assert best is not None
+            rot[t], loc[t], scl[t], matrices = best[1], best[2], best[3], best[4]
+            heads, frames = measure(matrices)
+            misses = [_IkMiss.of(limb, heads, frames, goal, t) for limb in limbs]
         for limb, miss in zip(limbs, misses, strict=True):
             for joint, deg in miss.directions_deg(heads, goal.heads[t]).items():
                 worst[joint] = max(worst.get(joint, 0.0), deg)
@@ -488,16 +497,30 @@ def _ik_pass(
     return replace(track, bones=bones, quaternions=quats, located=located, locations=loc, scaled=scaled, scales=scl)
 
 
-def _scale_step(wanted: float, gap: float, scale: np.ndarray, last: tuple[np.ndarray, float] | None) -> float:
-    """The factor on a chain root's scale that should close the chain's length `gap` (wanted − measured): the secant
-    through the last evaluation's (scale, gap) where it has one (a chain the motion holds straight barely changes
-    length with it), else wanted / measured; at most 20 % either way."""
-    factor = wanted / max(wanted - gap, 1e-9)
-    if last is not None:
-        before = float(last[0].mean()) / float(scale.mean())  # the last scale relative to the current one
-        if abs(last[1] - gap) > 1e-12 and abs(before - 1.0) > 1e-9:
-            factor = 1.0 - gap * (before - 1.0) / (last[1] - gap)
-    return float(np.clip(factor, 0.8, 1.25))
+class _Bracket:
+    """A chain root's scale for one frame, found by a safeguarded secant on the chain's length gap (wanted − measured,
+    which does not grow with the scale): the scales seen too short and too long bound the next one. A stretchy chain
+    that the target pulls straight keeps the same gap whatever the scale (the secant has no slope there): then a step
+    of wanted / measured, or the bracket's middle."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray):
+        self.low, self.high = low.copy(), high.copy()
+        self.last: tuple[np.ndarray, float] | None = None
+
+    def next(self, scale: np.ndarray, gap: float, wanted: float) -> np.ndarray:
+        if gap > 0:  # too short: a larger scale
+            self.low = np.maximum(self.low, scale)
+        else:
+            self.high = np.minimum(self.high, scale)
+        factor = wanted / max(wanted - gap, 1e-9)
+        if self.last is not None and abs(self.last[1] - gap) > 1e-9:
+            before = float(self.last[0].mean()) / float(scale.mean())
+            factor = 1.0 - gap * (before - 1.0) / (self.last[1] - gap)
+        self.last = (scale.copy(), gap)
+        proposed = scale * float(np.clip(factor, 0.8, 1.25))
+        if np.all(proposed > self.low) and np.all(proposed < self.high):
+            return proposed
+        return (self.low + self.high) / 2.0
 
 
 @dataclass(frozen=True)
