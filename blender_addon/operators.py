@@ -171,6 +171,25 @@ class MOTION_OT_create_armature(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _armature_to_write(
+    operator: bpy.types.Operator, context: bpy.types.Context, create: bool
+) -> tuple[bpy.types.Object, bool] | None:
+    """The active armature (its bone mapping checked) or, with `create` (Create SMPL-22 Armature), a new SMPL-22
+    armature: (object, whether it was created); None after reporting why neither can be written to."""
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE":
+        try:
+            armature.rig_bone_map(obj)
+        except ValueError as error:
+            operator.report({"ERROR"}, str(error))
+            return None
+        return obj, False
+    if not create:
+        operator.report({"ERROR"}, "select an armature (or enable Create SMPL-22 Armature)")
+        return None
+    return armature.create_smpl_armature(context), True
+
+
 class MOTION_OT_generate(bpy.types.Operator):
     """Generate motion from the prompt onto the active armature, SMPL-22 or any mapped rig (as new Actions)"""
 
@@ -180,18 +199,10 @@ class MOTION_OT_generate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
         s = _settings(context)
         scene = _scene(context)
-        obj = context.active_object
-        if obj is not None and obj.type == "ARMATURE":
-            try:
-                armature.rig_bone_map(obj)
-            except ValueError as error:
-                self.report({"ERROR"}, str(error))
-                return {"CANCELLED"}
-        else:
-            if not s.create_armature:
-                self.report({"ERROR"}, "select an armature (or enable Create SMPL-22 Armature)")
-                return {"CANCELLED"}
-            obj = armature.create_smpl_armature(context)
+        target = _armature_to_write(self, context, s.create_armature)
+        if target is None:
+            return {"CANCELLED"}
+        obj, _ = target
         fps = readback.scene_fps(scene)
         frames = round(s.seconds * fps) if s.length_unit == "SECONDS" else s.frames
         frames20 = rig_math.requested_frames_20fps(frames, fps)

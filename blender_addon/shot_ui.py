@@ -13,7 +13,7 @@ from bpy.props import CollectionProperty, EnumProperty, FloatProperty, IntProper
 
 from . import armature, readback
 from .action_io import armature_data
-from .operators import _seed, _send
+from .operators import _armature_to_write, _seed, _send
 from .properties import scene_settings
 from .shot_scene import TARGET_ROLES, WAYPOINT_ROLES, MotionFrame, ShotSceneError, check_scene_shot, read_shot
 
@@ -134,6 +134,17 @@ class MOTION_OT_shot_segment_add(_ShotOperator):
         return {"FINISHED"}
 
 
+def _remove_selected(shot: Any, items: str, index: str) -> set[OperatorReturnItems]:
+    """Remove the selected row of the shot's collection `items` (its list index in the property `index`) and keep a
+    row selected."""
+    collection, selected = getattr(shot, items), getattr(shot, index)
+    if not 0 <= selected < len(collection):
+        return {"CANCELLED"}
+    collection.remove(selected)
+    setattr(shot, index, min(selected, max(len(collection) - 1, 0)))
+    return {"FINISHED"}
+
+
 class MOTION_OT_shot_segment_remove(_ShotOperator):
     """Remove the selected prompt segment"""
 
@@ -141,12 +152,7 @@ class MOTION_OT_shot_segment_remove(_ShotOperator):
     bl_label = "Remove Segment"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        shot = shot_settings(context)
-        if not 0 <= shot.segment_index < len(shot.segments):
-            return {"CANCELLED"}
-        shot.segments.remove(shot.segment_index)
-        shot.segment_index = min(shot.segment_index, max(len(shot.segments) - 1, 0))
-        return {"FINISHED"}
+        return _remove_selected(shot_settings(context), "segments", "segment_index")
 
 
 class MOTION_OT_shot_segment_move(_ShotOperator):
@@ -194,12 +200,7 @@ class MOTION_OT_shot_mark_remove(_ShotOperator):
     bl_label = "Remove Mark"
 
     def execute(self, context: bpy.types.Context) -> set[OperatorReturnItems]:
-        shot = shot_settings(context)
-        if not 0 <= shot.mark_index < len(shot.marks):
-            return {"CANCELLED"}
-        shot.marks.remove(shot.mark_index)
-        shot.mark_index = min(shot.mark_index, max(len(shot.marks) - 1, 0))
-        return {"FINISHED"}
+        return _remove_selected(shot_settings(context), "marks", "mark_index")
 
 
 class MOTION_OT_generate_shot(bpy.types.Operator):
@@ -213,19 +214,11 @@ class MOTION_OT_generate_shot(bpy.types.Operator):
         s, shot = scene_settings(context), shot_settings(context)
         scene = context.scene
         assert scene is not None  # shot_settings
-        obj = context.active_object
-        created = None
-        if obj is not None and obj.type == "ARMATURE":
-            try:
-                armature.rig_bone_map(obj)
-            except ValueError as error:
-                self.report({"ERROR"}, str(error))
-                return {"CANCELLED"}
-        else:
-            if not s.create_armature:
-                self.report({"ERROR"}, "select an armature (or enable Create SMPL-22 Armature)")
-                return {"CANCELLED"}
-            obj = created = armature.create_smpl_armature(context)
+        target = _armature_to_write(self, context, s.create_armature)
+        if target is None:
+            return {"CANCELLED"}
+        obj, is_new = target
+        created = obj if is_new else None
         fps = readback.scene_fps(scene)
         start = scene.frame_current if s.use_current_frame else s.start_frame
         try:

@@ -28,6 +28,20 @@ def cmu_walk() -> tuple[np.ndarray, np.ndarray]:
     return cmu_walk_clip()
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded random-weight `tiny` model (`serving.tiny_model`) saved as safetensors, for tests of commands and
+    servers that load a checkpoint file."""
+    from serving import tiny_model
+
+    from backend.model.checkpoint import save_safetensors
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    model = tiny_model()
+    save_safetensors(model, model.config, path)
+    return path
+
+
 @pytest.fixture
 def one_thread():
     """Run torch on one intra-op thread: the tensors in these tests are tiny, and on a loaded 2-core machine

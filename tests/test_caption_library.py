@@ -11,25 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from reference import CMU_CLIPS, text_of
 
 from backend.cli import main
 from backend.cli.library import COLUMNS, RowSink, caption_library
-from backend.model.checkpoint import save_safetensors
-from backend.model.config import tiny_config
-from backend.model.loading import build_model
 
 LONG_TAKE_S = 300.0
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    model = build_model(tiny_config(), None, "random")
-    save_safetensors(model, model.config, path)
-    return path
 
 
 def looped_take(source: Path, seconds: float) -> str:
@@ -77,9 +64,9 @@ def rows_of(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def library_run(library, checkpoint, tmp_path_factory) -> tuple[int, list[dict[str, str]]]:
+def library_run(library, tiny_checkpoint, tmp_path_factory) -> tuple[int, list[dict[str, str]]]:
     out = tmp_path_factory.mktemp("out") / "captions.csv"
-    status = main(["caption", str(library), "--checkpoint", str(checkpoint), "-o", str(out), "--jobs", "1"])
+    status = main(["caption", str(library), "--checkpoint", str(tiny_checkpoint), "-o", str(out), "--jobs", "1"])
     return status, rows_of(out)
 
 
@@ -113,11 +100,11 @@ class InterruptError(Exception):
     pass
 
 
-def test_resume_after_an_interrupt_writes_nothing_twice(library, library_run, checkpoint, tmp_path):
+def test_resume_after_an_interrupt_writes_nothing_twice(library, library_run, tiny_checkpoint, tmp_path):
     from backend import load_model
     from backend.cli.tasks import _window_captioner
 
-    model = load_model(checkpoint, "cpu")
+    model = load_model(tiny_checkpoint, "cpu")
     plan, caption = _window_captioner(model, 16)
     files = sorted(str(p) for p in library.iterdir())
     calls = {"n": 0}
@@ -153,10 +140,10 @@ def test_resume_refuses_a_table_of_other_columns(tmp_path):
     assert RowSink(out, fresh=True).done == set()
 
 
-def test_caption_without_output_prints_rows(checkpoint, cmu_walk, tmp_path, capsys):
+def test_caption_without_output_prints_rows(tiny_checkpoint, cmu_walk, tmp_path, capsys):
     clip = tmp_path / "walk.npy"
     np.save(clip, cmu_walk[0][:100])
-    assert main(["caption", str(clip), "--checkpoint", str(checkpoint)]) == 0
+    assert main(["caption", str(clip), "--checkpoint", str(tiny_checkpoint)]) == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
     assert tuple(rows[0]) == COLUMNS and len(rows) == 1
@@ -164,10 +151,10 @@ def test_caption_without_output_prints_rows(checkpoint, cmu_walk, tmp_path, caps
     assert rows[0]["caption"] and "clips/s" in captured.err
 
 
-def test_json_and_jsonl_tables_hold_the_same_rows(checkpoint, cmu_walk, tmp_path):
+def test_json_and_jsonl_tables_hold_the_same_rows(tiny_checkpoint, cmu_walk, tmp_path):
     for k in range(2):
         np.save(tmp_path / f"c{k}.npy", cmu_walk[0][k * 50 : k * 50 + 60])
-    inputs = [str(tmp_path / "c0.npy"), str(tmp_path / "c1.npy"), "--checkpoint", str(checkpoint)]
+    inputs = [str(tmp_path / "c0.npy"), str(tmp_path / "c1.npy"), "--checkpoint", str(tiny_checkpoint)]
     assert main(["caption", *inputs, "-o", str(tmp_path / "t.json")]) == 0
     assert main(["caption", *inputs, "-o", str(tmp_path / "t.jsonl")]) == 0
     table = json.loads((tmp_path / "t.json").read_text())

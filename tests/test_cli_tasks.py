@@ -10,33 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from reference import cmu_clip, gunzip_to
 
 from backend.cli import main
 from backend.cli.tasks import parse_frame_spec
-from backend.model.checkpoint import save_safetensors
-from backend.model.config import tiny_config
-from backend.model.loading import build_model
 from shared.motion.bone_map import bvh_to_smpl_joints
 from shared.motion.bvh import read_bvh
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    model = build_model(tiny_config(), None, "random")
-    save_safetensors(model, model.config, path)
-    return path
-
-
-def test_generate_writes_features_joints_and_bvh(checkpoint, tmp_path):
+def test_generate_writes_features_joints_and_bvh(tiny_checkpoint, tmp_path):
     stem = tmp_path / "out" / "wave"
     args = ["generate", "a person waves", "--frames", "33", "--steps", "5", "--candidates", "2", "--fps", "30"]
-    assert main([*args, "--checkpoint", str(checkpoint), "-o", str(stem)]) == 0
+    assert main([*args, "--checkpoint", str(tiny_checkpoint), "-o", str(stem)]) == 0
     for k in (1, 2):
         features = np.load(tmp_path / "out" / f"wave_{k}.npy")
         joints = np.load(tmp_path / "out" / f"wave_{k}_joints.npy")
@@ -48,9 +35,9 @@ def test_generate_writes_features_joints_and_bvh(checkpoint, tmp_path):
         assert (tmp_path / "out" / f"wave_{k}_preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_predict_and_inbetween_from_a_bvh(checkpoint, tmp_path):
+def test_predict_and_inbetween_from_a_bvh(tiny_checkpoint, tmp_path):
     walk = str(cmu_clip("131_01"))
-    common = ["--steps", "4", "--checkpoint", str(checkpoint)]
+    common = ["--steps", "4", "--checkpoint", str(tiny_checkpoint)]
     assert main(["predict", walk, "--frames", "40", *common, "-o", str(tmp_path / "next")]) == 0
     assert np.load(tmp_path / "next.npy").shape == (165 + 40, 263)
     assert main(["inbetween", walk, "--known", "0:30,80,140:", *common, "-o", str(tmp_path / "mid")]) == 0
@@ -59,10 +46,10 @@ def test_predict_and_inbetween_from_a_bvh(checkpoint, tmp_path):
     np.testing.assert_allclose(filled[:30], np.load(tmp_path / "next.npy")[:30], atol=1e-5)  # known frames kept
 
 
-def test_inbetween_with_a_text(checkpoint, cmu_walk, tmp_path):
+def test_inbetween_with_a_text(tiny_checkpoint, cmu_walk, tmp_path):
     clip = tmp_path / "clip.npy"
     np.save(clip, cmu_walk[0][:40])
-    common = [str(clip), "--known", "0:10,30:", "--steps", "4", "--checkpoint", str(checkpoint)]
+    common = [str(clip), "--known", "0:10,30:", "--steps", "4", "--checkpoint", str(tiny_checkpoint)]
     assert main(["inbetween", *common, "--text", "a person jumps up", "-o", str(tmp_path / "jump")]) == 0
     assert main(["inbetween", *common, "-o", str(tmp_path / "plain")]) == 0
     jump, plain = np.load(tmp_path / "jump.npy"), np.load(tmp_path / "plain.npy")
@@ -71,7 +58,7 @@ def test_inbetween_with_a_text(checkpoint, cmu_walk, tmp_path):
     assert not np.array_equal(jump[10:30], plain[10:30])  # the text was used
 
 
-def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, cmu_walk, tmp_path):
+def test_caption_a_folder_reports_bad_files_and_finishes(tiny_checkpoint, cmu_walk, tmp_path):
     folder = tmp_path / "library"
     folder.mkdir()
     (folder / "131_01.bvh.gz").write_bytes(cmu_clip("131_01").read_bytes())  # read compressed
@@ -79,7 +66,7 @@ def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, cmu_walk, t
     np.save(folder / "feats.npy", cmu_walk[0][60:120])
     (folder / "broken.bvh").write_text("HIERARCHY\nROOT x\n{\n")
     out = tmp_path / "captions.csv"
-    assert main(["caption", str(folder), "--checkpoint", str(checkpoint), "-o", str(out)]) == 1  # one failed
+    assert main(["caption", str(folder), "--checkpoint", str(tiny_checkpoint), "-o", str(out)]) == 1  # one failed
     rows = list(csv.DictReader(out.open()))
     names = [Path(r["file"]).name for r in rows]
     assert names == ["131_01.bvh.gz", "135_04.bvh", "135_04.bvh", "broken.bvh", "feats.npy"]  # 135_04: 11 s
@@ -87,7 +74,7 @@ def test_caption_a_folder_reports_bad_files_and_finishes(checkpoint, cmu_walk, t
     assert all(r["caption"] and not r["error"] for i, r in enumerate(rows) if i != 3)
     assert (rows[0]["start_s"], rows[0]["end_s"]) == ("0.00", "8.25")  # 165 feature rows at 20 fps
     json_out = tmp_path / "captions.json"
-    main(["caption", str(folder / "feats.npy"), "--checkpoint", str(checkpoint), "-o", str(json_out)])
+    main(["caption", str(folder / "feats.npy"), "--checkpoint", str(tiny_checkpoint), "-o", str(json_out)])
     assert json.loads(json_out.read_text())[0]["caption"] == rows[4]["caption"]  # deterministic
 
 

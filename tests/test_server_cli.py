@@ -7,20 +7,10 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-from serving import SLOW_STEPS, connected_client, final_of, running, tiny_model, wait_for
+from serving import SLOW_STEPS, connected_client, final_of, running, wait_for
 
 from backend.cli import main
-from backend.model.checkpoint import save_safetensors
 from backend.service.spawn import spawn_server
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    model = tiny_model()
-    save_safetensors(model, model.config, path)
-    return path
 
 
 def serve(checkpoint: Path, bind: str = "tcp://127.0.0.1:*"):
@@ -31,8 +21,8 @@ def long_job(client) -> str:
     return client.submit("generate", {"text": "a long dance", "frames": 196, "candidates": 8, "steps": SLOW_STEPS})
 
 
-def test_a_killed_server_is_reported_and_the_client_recovers_when_it_returns(checkpoint):
-    first, address = serve(checkpoint)
+def test_a_killed_server_is_reported_and_the_client_recovers_when_it_returns(tiny_checkpoint):
+    first, address = serve(tiny_checkpoint)
     timeout_s = 4.0  # a loaded machine can starve the server for a second or two; that is not death
     second = None
     try:
@@ -46,7 +36,7 @@ def test_a_killed_server_is_reported_and_the_client_recovers_when_it_returns(che
             assert time.monotonic() - killed < timeout_s + 4.0  # the stated bound, with room for a loaded machine
             assert (final_of(client, job).type, final_of(client, job).fields["code"]) == ("error", "disconnected")
 
-            second, _ = serve(checkpoint, bind=address)
+            second, _ = serve(tiny_checkpoint, bind=address)
             wait_for(client, lambda e: e.type == "reconnected")
             result = client.request("generate", {"text": "back again", "frames": 20, "steps": 2})
             assert result.type == "result" and result.arrays["motions"].shape == (1, 20, 263)
@@ -66,8 +56,8 @@ def test_a_killed_server_is_reported_and_the_client_recovers_when_it_returns(che
                 child.wait()
 
 
-def test_serve_refuses_a_public_address_without_keys(checkpoint, capsys):
-    assert main(["serve", "--bind", "tcp://0.0.0.0:5555", "--checkpoint", str(checkpoint)]) == 2
+def test_serve_refuses_a_public_address_without_keys(tiny_checkpoint, capsys):
+    assert main(["serve", "--bind", "tcp://0.0.0.0:5555", "--checkpoint", str(tiny_checkpoint)]) == 2
     assert "motiongpt3 keys" in capsys.readouterr().err
 
 
@@ -80,14 +70,14 @@ def test_serve_without_a_model_says_so(monkeypatch, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_serve_with_workers_refuses_like_a_server_and_its_info_has_every_documented_field(checkpoint):
+def test_serve_with_workers_refuses_like_a_server_and_its_info_has_every_documented_field(tiny_checkpoint):
     """`serve --workers 2` (a broker and two worker processes): from its first moment the broker's info has the
     documented fields and the model's limits, and it refuses a text over max_text_tokens before any job is
     acknowledged, workers ready or not; then its workers serve."""
     from protocol_spec import read_spec
 
     child, address = spawn_server(
-        ["--bind", "tcp://127.0.0.1:*", "--checkpoint", str(checkpoint), "--device", "cpu", "--workers", "2"]
+        ["--bind", "tcp://127.0.0.1:*", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--workers", "2"]
     )
     try:
         with connected_client(address, timeout_s=20.0) as client:

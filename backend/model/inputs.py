@@ -27,3 +27,13 @@ def check_clip(features: np.ndarray, name: str, min_frames: int = 1) -> np.ndarr
     if len(checked) < min_frames:
         raise TaskError(f"{name}: needs at least {min_frames} frames, got {len(checked)}")
     return checked.astype(np.float32)
+
+
+def check_known_mask(known_mask: np.ndarray, frames: int) -> np.ndarray:
+    """A (frames,) boolean mask of the known frames with at least one frame known (in-betweening's input)."""
+    known = np.asarray(known_mask, dtype=bool)
+    if known.shape != (frames,):
+        raise TaskError(f"known_mask: expected shape ({frames},), got {known.shape}")
+    if not known.any():
+        raise TaskError("known_mask: at least one frame must be known")
+    return known

@@ -17,7 +17,7 @@ import torch
 
 from backend.model.config import EOM_ID, EOS_ID, SOM_ID, MotionGPT3Config
 from backend.model.diffusion_head import GenerationCancelled
-from backend.model.inputs import TaskError, request_generator
+from backend.model.inputs import TaskError, check_known_mask, request_generator
 from backend.model.inputs import check_clip as _check_clip
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import (
@@ -348,11 +348,7 @@ def inbetween(
     refinement also keeps the gaps close to that motion (`TEXT_GAP_WEIGHT`), so the text steers the fill.
     """
     clip = _check_clip(features, "features", min_frames=2)
-    known = np.asarray(known_mask, dtype=bool)
-    if known.shape != (len(clip),):
-        raise TaskError(f"known_mask: expected shape ({len(clip)},), got {known.shape}")
-    if not known.any():
-        raise TaskError("known_mask: at least one frame must be known")
+    known = check_known_mask(known_mask, len(clip))
     _check_frames(model, len(clip), "features (clip length)")
     blocks = _known_blocks(known)
     (h0, h1), (t0, t1) = blocks[0], blocks[-1]

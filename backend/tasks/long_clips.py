@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.model.inputs import TaskError
+from backend.model.inputs import TaskError, check_known_mask
 from backend.model.inputs import check_clip as _check_clip
 from backend.model.motiongpt3 import MotionGPT3
 from shared.motion.windows import (
@@ -100,11 +100,7 @@ def inbetween_long(
     """`inbetween` for a clip of any length: each group of nearby gaps is filled from the window around it; frames
     outside every window come back unchanged. A gap longer than the window raises TaskError (span, length, limit)."""
     clip = _check_clip(features, "features", min_frames=2)
-    known = np.asarray(known_mask, dtype=bool)
-    if known.shape != (len(clip),):
-        raise TaskError(f"known_mask: expected shape ({len(clip)},), got {known.shape}")
-    if not known.any():
-        raise TaskError("known_mask: at least one frame must be known")
+    known = check_known_mask(known_mask, len(clip))
     if len(clip) <= model.config.max_frames:
         return inbetween(model, clip, known, control=control, **options)
     try:
