@@ -18,7 +18,7 @@ from reference import walk_jump_clip
 from rig_figures import leg_scale, motion_figures, read_back_figures
 from scripted_client import Event
 from test_blender_addon import _snapshot, _tick_until_settled
-from test_blender_rigs import RIGS, build_rig
+from test_blender_rigs import RIGS, _generate_on, build_rig
 
 from blender_addon import action_io, armature, operators
 from shared.motion.align import yaw_matrix
@@ -72,16 +72,7 @@ def _append_rig(path: Path, name: str = "rig") -> bpy.types.Object:
 
 
 def _generate(obj: bpy.types.Object, client, features: np.ndarray) -> str:
-    scene = bpy.context.scene
-    scene.render.fps, scene.frame_current = 20, 1
-    settings = scene.motiongpt3
-    settings.length_unit, settings.frames, settings.candidates = "FRAMES", len(features), 1
-    bpy.context.view_layer.objects.active = obj
-    assert bpy.ops.motion.generate() == {"FINISHED"}
-    request_id = client.sent[-1][0]
-    client.queue = [Event("result", request_id, {}, {"motions": features[None].astype(np.float32)})]
-    operators.CONTROLLER.tick_seconds.clear()
-    ticks = _tick_until_settled(20000)
+    request_id, ticks = _generate_on(obj, client, features, limit=20000)
     job = operators.CONTROLLER.jobs[request_id]
     assert job.status == "done", job.message
     spent = np.array(operators.CONTROLLER.tick_seconds) * 1000.0  # for information: speed goals live in benchmarks

@@ -12,7 +12,7 @@ from scripted_client import Event, ScriptedClient
 from test_blender_addon import _tick_until_settled
 
 import blender_addon
-from blender_addon import armature, readback
+from blender_addon import armature, operators, readback
 from shared.motion.align import yaw_matrix
 from shared.motion.axes import yup_to_zup
 from shared.motion.humanml3d import features_to_joints
@@ -87,7 +87,11 @@ def build_rig(kind: str, features: np.ndarray) -> tuple[bpy.types.Object, np.nda
     return obj, rest, float(facing)
 
 
-def _generate_on(obj: bpy.types.Object, client: ScriptedClient, features: np.ndarray) -> None:
+def _generate_on(
+    obj: bpy.types.Object, client: ScriptedClient, features: np.ndarray, limit: int = 2000
+) -> tuple[str, int]:
+    """Generate onto `obj` at 20 fps from frame 1, the scripted backend answering with `features`; ticks the add-on's
+    timer until the job settles -> (request id, ticks) with the ticks' durations in CONTROLLER.tick_seconds."""
     scene = bpy.context.scene
     scene.render.fps, scene.frame_current = 20, 1
     settings = scene.motiongpt3
@@ -96,7 +100,8 @@ def _generate_on(obj: bpy.types.Object, client: ScriptedClient, features: np.nda
     assert bpy.ops.motion.generate() == {"FINISHED"}
     request_id = client.sent[-1][0]
     client.queue = [Event("result", request_id, {}, {"motions": features[None].astype(np.float32)})]
-    _tick_until_settled()
+    operators.CONTROLLER.tick_seconds.clear()
+    return request_id, _tick_until_settled(limit)
 
 
 def _directions(joints: np.ndarray) -> np.ndarray:
