@@ -369,12 +369,9 @@ def _sample_candidates(
     return model.from_lm_space(torch.cat(rows).float())
 
 
-def _window_seed(seed: int, windows: list[Window], index: int) -> int:
-    """The first window of every segment samples with the request's seed, so each segment sets out as `generate`
-    makes its text with that seed (same draw, continued from the motion so far); a segment's later windows take seeds
-    derived from it."""
-    if index == 0 or windows[index - 1].segment != windows[index].segment:
-        return int(seed) % 2**32
+def _window_seed(seed: int, index: int) -> int:
+    """Window 0 samples with the request's seed (the first segment is what `generate` gives); later windows with
+    seeds derived from it."""
     return (int(seed) + 7919 * index) % 2**32
 
 
@@ -411,7 +408,7 @@ def shot_to_motion(
     origin = _origin(candidates, device)
     for index, window in enumerate(windows):
         cap[0] = (index + 1) * per_window
-        window_seed = _window_seed(seed, windows, index)
+        window_seed = _window_seed(seed, index)
         sampled = _sample_candidates(model, window.text, window_seed, candidates, guidance, steps, control)
         report()
         _, path_so_far, facing_so_far = world_joints(model.denormalize(motion[:, : window.start + 1]), origin)
