@@ -285,24 +285,8 @@ CHECK_PYTHON = (
     "is not None, 'executable': sys.executable}))"
 )
 
-VERIFY = """
-import importlib.metadata, json, os, sys
-import torch
-import backend.cli
-size = 0
-for folder, _, files in os.walk(sys.prefix):
-    for name in files:
-        path = os.path.join(folder, name)
-        if not os.path.islink(path):
-            size += os.path.getsize(path)
-print("MOTIONGPT3_VERIFY " + json.dumps({
-    "backend": importlib.metadata.version("motiongpt3-blender"),
-    "torch": torch.__version__,
-    "cuda": bool(torch.cuda.is_available()),
-    "python": ".".join(map(str, sys.version_info[:3])),
-    "size_bytes": size,
-}))
-"""
+VERIFY_MODULE = "backend.cli.install_check"  # run in the new environment: imports torch and the backend, prints
+# one "MOTIONGPT3_VERIFY {json}" line (backend / torch versions, CUDA, Python, the environment's size)
 
 
 def pip_command(python: str, *args: str, raw_progress: bool = False) -> list[str]:

@@ -29,7 +29,7 @@ from .backend_env import (
     NEEDED_BYTES,
     OLD_DIR,
     RAW_PROGRESS_PIP,
-    VERIFY,
+    VERIFY_MODULE,
     InstallError,
     TorchPlan,
     check_python,
@@ -417,7 +417,7 @@ class Installer:
         elif step == "torch":
             self._run_step("backend", self._pip_command(request.wheel))
         elif step == "backend":
-            self._run_step("verify", [self._env_python, "-c", VERIFY])
+            self._run_step("verify", [self._env_python, "-m", VERIFY_MODULE])
         elif step == "verify":
             report = tagged_json(output, "MOTIONGPT3_VERIFY")
             if report is None:
