@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from shared.motion.humanml3d import FEATURE_DIM, FPS
-from shared.shot import ShotError, ShotLimits, shot_from_dict
+from shared.shot import DEFAULT_SHOT_LIMITS, ShotError, ShotLimits, shot_from_dict
 
 PROTOCOL_VERSION = 1
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"  # servers bind loopback unless given CURVE keys
@@ -81,17 +81,17 @@ class Limits:
     max_arrays: int = 4
     max_array_dims: int = 4
     max_json_depth: int = 16  # nesting of the header's JSON (the header object itself is level 1)
-    # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names.
-    max_shot_seconds: float = 60.0
-    min_segment_seconds: float = 0.5
-    max_segments: int = 24
-    max_waypoints: int = 32
-    max_paths: int = 4
-    max_path_points: int = 256
-    max_targets: int = 16
-    max_extent_m: float = 50.0
-    max_target_height_m: float = 3.0
-    max_speed_m_s: float = 8.0
+    # Shots (`shot` requests): the fields of `shared.shot.ShotLimits`, under the same names and with its defaults.
+    max_shot_seconds: float = DEFAULT_SHOT_LIMITS.max_shot_seconds
+    min_segment_seconds: float = DEFAULT_SHOT_LIMITS.min_segment_seconds
+    max_segments: int = DEFAULT_SHOT_LIMITS.max_segments
+    max_waypoints: int = DEFAULT_SHOT_LIMITS.max_waypoints
+    max_paths: int = DEFAULT_SHOT_LIMITS.max_paths
+    max_path_points: int = DEFAULT_SHOT_LIMITS.max_path_points
+    max_targets: int = DEFAULT_SHOT_LIMITS.max_targets
+    max_extent_m: float = DEFAULT_SHOT_LIMITS.max_extent_m
+    max_target_height_m: float = DEFAULT_SHOT_LIMITS.max_target_height_m
+    max_speed_m_s: float = DEFAULT_SHOT_LIMITS.max_speed_m_s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
