@@ -1,5 +1,5 @@
 """Shot math against hand-derived cases and the HumanML3D reference decoding: pelvis path and facing, paths timed
-along their length, distances to polylines, constraint errors, foot sliding and jerk."""
+along their length, distances to polylines, constraint errors, foot sliding, jerk and the smoothing of joins."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from shared.motion.humanml3d import features_to_joints, gaussian_smooth
 from shared.motion.shot_math import (
+    NO_JOIN_SMOOTHING,
+    JoinSmoothing,
     constraint_errors,
     facing_of_joints,
     foot_sliding,
@@ -16,6 +18,7 @@ from shared.motion.shot_math import (
     peak_jerk_near,
     polyline_distance,
     root_path,
+    smooth_joins,
     waypoint_window,
 )
 from shared.shot import Path, ReachTarget, Segment, Shot, Waypoint
@@ -135,3 +138,53 @@ def test_jerk_of_a_cubic_is_six_times_its_coefficient():
     joints[15:, 3, 0] += 0.01  # a 1 cm pop at frame 15: third differences h, -2h, h: 2 * 0.01 * 20^3 = 160 m/s^3
     assert peak_jerk_near(joints, [15], radius=1) == pytest.approx(160.0, rel=1e-6)
     assert peak_jerk_near(joints, [3], radius=1) == pytest.approx(12.0, rel=1e-6)
+
+
+def test_join_smoothing_leaves_a_motion_without_jerk_as_it_is():
+    # Poses quadratic in time and root velocities linear (the root's running sum quadratic): no third difference to
+    # take out, so the least-jerk fit is the motion itself.
+    t = np.arange(60, dtype=np.float64)[:, None]
+    a, b, c = np.random.default_rng(0).normal(size=(3, 263)) * [[1e-4], [1e-2], [1.0]]
+    features = a * t**2 + b * t + c
+    features[:, :3] = b[:3] * t + c[:3]
+    np.testing.assert_allclose(smooth_joins(features, [30]), features, atol=1e-9)
+
+
+def pop_at(frame: int, frames: int = 80, size: float = 0.05) -> np.ndarray:
+    """A turning walk whose left wrist (ric joint 20, features 61..63) jumps `size` m sideways at `frame`, with
+    random contact labels."""
+    features = walking_features(frames, 0.04, half_turn=-0.01)
+    features[:, 61:64] = [0.2, 0.9, 0.1]
+    features[frame:, 61] += size
+    features[:, 259:263] = np.random.default_rng(1).integers(0, 2, size=(frames, 4))
+    return features
+
+
+def test_join_smoothing_turns_a_pop_into_a_smooth_transition_and_keeps_the_rest():
+    features = pop_at(40)
+    smoothed = smooth_joins(features, [40], JoinSmoothing(radius=10, strength=30.0))
+    # The pop's jerk is 2 * 0.05 m * 20^3 = 800 m/s^3 (third differences h, -2h, h); spread over the half second either
+    # side of the join it is a fraction of that.
+    before = peak_jerk_near(features_to_joints(features), [40])
+    after = peak_jerk_near(features_to_joints(smoothed), [40])
+    assert before == pytest.approx(800.0, rel=1e-3)  # (the turn adds a little)
+    assert after < before / 5
+    # Only the frames within the radius move; the contact labels and the root's path and turn do not change.
+    np.testing.assert_array_equal(smoothed[:31], features[:31])
+    np.testing.assert_array_equal(smoothed[51:, 3:], features[51:, 3:])
+    np.testing.assert_array_equal(smoothed[:, 259:], features[:, 259:])
+    path, facing = root_path(features)
+    new_path, new_facing = root_path(smoothed)
+    np.testing.assert_allclose(new_path[50:], path[50:], atol=1e-6)
+    np.testing.assert_allclose(new_facing[50:], facing[50:], atol=1e-6)
+    # The wrist still makes the whole move: where it was before the transition, where it went after it.
+    assert smoothed[31, 61] == pytest.approx(0.2, abs=1e-4) and smoothed[50, 61] == pytest.approx(0.25, abs=1e-4)
+
+
+def test_join_smoothing_keeps_pinned_frames_and_can_be_turned_off():
+    features = pop_at(40)
+    smoothed = smooth_joins(features, [40], JoinSmoothing(), pinned=[42])
+    np.testing.assert_array_equal(smoothed[42, 3:], features[42, 3:])
+    assert not np.allclose(smoothed[41], features[41])
+    np.testing.assert_array_equal(smooth_joins(features, [40], NO_JOIN_SMOOTHING), features)
+    np.testing.assert_array_equal(smooth_joins(features, []), features)

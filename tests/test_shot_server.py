@@ -11,7 +11,7 @@ from serving import connected_client, final_of, running, running_server, wait_fo
 from backend import load_model
 from backend.eval.text_checks import passes
 from shared.motion.humanml3d import features_to_joints
-from shared.motion.shot_math import constraint_errors, foot_sliding
+from shared.motion.shot_math import constraint_errors, foot_sliding, jerk, peak_jerk_near
 
 SEGMENTS = [
     {"text": "a person walks forward", "seconds": 10},
@@ -64,6 +64,10 @@ def test_a_25_s_three_prompt_shot_with_two_waypoints(demo):
     for join in (200, 300):
         near[join - 3 : join + 3] = True
     assert steps[near].max() <= steps[~near].max()
+    # ... and the transitions are smooth: the peak jerk within 5 frames of a join is below the shot's median jerk
+    # (without the join smoothing it is about 3x the median, and plain concatenation 7-10x its own).
+    for features in (motion, unconstrained):
+        assert peak_jerk_near(features_to_joints(features), [200, 300]) < np.median(jerk(features_to_joints(features)))
     assert constraint_errors(motion, _shot()).waypoints == pytest.approx(reported["waypoints_m"], abs=1e-3)
 
 

@@ -9,7 +9,9 @@ they are planted, and the constraints that fall inside it are met: the pelvis pa
 root velocities continuing from where the shot stands at the window's first frame, so waypoints and paths act on
 the same accumulated trajectory the result has. A waypoint after the window pulls its end within reach of it.
 The residual at the known frames is spread over the next `FADE_FRAMES` frames (inside the loss, so the constraints
-are met by the motion that is returned). All candidates run as one batch.
+are met by the motion that is returned). All candidates run as one batch. Last, the half second either side of each
+join is smoothed for least jerk (`shared.motion.shot_math.smooth_joins`): the root still ends where it ended, and the
+frames of reach targets and of waypoints that must be arrived at are kept.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from backend.model.inputs import request_generator
 from backend.model.motiongpt3 import MotionGPT3
 from backend.model.tokenizer import tokenize_batch
-from shared.motion.shot_math import path_positions, waypoint_window
+from shared.motion.shot_math import DEFAULT_JOIN_SMOOTHING, JoinSmoothing, path_positions, smooth_joins, waypoint_window
 from shared.shot import SHOT_FPS, Shot, check_shot
 
 from .inference import NO_CONTROL, TaskControl, TaskError, text_to_motion_prompt
@@ -385,6 +387,7 @@ def shot_to_motion(
     steps: int | None = None,
     refine_steps: int = 20,
     weights: ShotWeights = ShotWeights(),
+    join_smoothing: JoinSmoothing = DEFAULT_JOIN_SMOOTHING,
     control: TaskControl = NO_CONTROL,
 ) -> list[np.ndarray]:
     """A shot -> `candidates` continuous motions of (shot.frames, 263) raw features at 20 fps."""
@@ -427,7 +430,10 @@ def shot_to_motion(
             if progress is not None:
                 progress(done[0], total_steps)
     raw = model.denormalize(motion).float().cpu().numpy()
-    return [raw[c] for c in range(candidates)]
+    joins = [w.start + w.known for w in windows if w.known]
+    pinned = [shot.frame_of(t.time) for t in shot.targets]
+    pinned += [shot.frame_of(w.time) for w in shot.waypoints if w.arrive]
+    return [smooth_joins(raw[c], joins, join_smoothing, pinned) for c in range(candidates)]
 
 
 def _origin(batch: int, device: torch.device) -> RootStart:

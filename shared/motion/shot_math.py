@@ -1,8 +1,10 @@
 """Numpy math of shots: the pelvis path and facing of 263-dim features, paths timed along their length, how far a
-motion is from its waypoints / paths / reach targets, foot sliding on contact frames and jerk at segment joins."""
+motion is from its waypoints / paths / reach targets, foot sliding on contact frames, jerk at segment joins and the
+minimum-jerk smoothing of the transition around each join."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +88,85 @@ def peak_jerk_near(joints: np.ndarray, frames: list[int], radius: int = 5, fps: 
         if lo < hi:
             peak = max(peak, float(values[lo:hi].max()))
     return peak
+
+
+@dataclass(frozen=True)
+class JoinSmoothing:
+    """The transition around each join, smoothed for least jerk: frames within `radius` of a join move towards the
+    motion of least jerk through their neighbours, fully at the join (where staying on the generated pose weighs 1
+    against `strength` times the squared third differences) and not at all `radius` frames away. At strength 30 the
+    join frame keeps what the motion does below about 1.8 Hz and loses the jitter above it."""
+
+    radius: int = 10  # frames either side of a join (0.5 s at 20 fps)
+    strength: float = 30.0  # weight of the squared third differences against the generated pose at the join
+
+
+DEFAULT_JOIN_SMOOTHING = JoinSmoothing()
+NO_JOIN_SMOOTHING = JoinSmoothing(radius=0)
+_EDGE_WEIGHT = 1e4  # the data weight where the smoothing fades out: the frames there all but keep their values
+_ROOT_VELOCITIES = slice(0, 3)  # smoothed as their running sums, so that the root ends where it ended
+_SMOOTHED = slice(0, LAYOUT.foot_contacts.start)  # every feature but the contact labels
+
+
+def _join_weights(frames: int, joins: list[int], radius: int) -> np.ndarray:
+    """How much each frame (T,) is smoothed: a raised cosine, 1 at a join and 0 from `radius` frames away."""
+    if not joins or radius <= 0:
+        return np.zeros(frames)
+    distance = np.abs(np.arange(frames)[:, None] - np.asarray(joins)[None]).min(axis=1) / radius
+    return 0.5 * (1.0 + np.cos(np.pi * np.clip(distance, 0.0, 1.0)))
+
+
+def _stretches(free: np.ndarray) -> list[tuple[int, int]]:
+    """Runs [start, end) of True in `free` (T,), runs fewer than four frames apart merged (a third difference
+    couples them)."""
+    starts = np.flatnonzero(free & ~np.r_[False, free[:-1]])
+    ends = np.flatnonzero(free & ~np.r_[free[1:], False]) + 1
+    runs: list[tuple[int, int]] = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if runs and start - runs[-1][1] < 4:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def smooth_joins(
+    features: np.ndarray,
+    joins: Sequence[int],
+    smoothing: JoinSmoothing = DEFAULT_JOIN_SMOOTHING,
+    pinned: Sequence[int] = (),
+) -> np.ndarray:
+    """(T, 263) features -> the same with the frames around each join (the first frame of a new stretch) smoothed
+    for least jerk (`JoinSmoothing`); frames in `pinned` (a reach target's frame) and the contact labels are kept.
+
+    Each stretch of smoothed frames is solved on its own with three kept frames either side: minimise
+    sum_t w_t |x_t - y_t|^2 + strength * sum |third difference of x|^2, w_t = EDGE^(1 - bump_t). The root velocities
+    are smoothed as their running sums, so the root travels and turns as far as before."""
+    out = np.array(features, dtype=np.float64)
+    frames = len(out)
+    bump = _join_weights(frames, list(joins), smoothing.radius)
+    bump[[f for f in pinned if 0 <= f < frames]] = 0.0
+    if not bump.any():
+        return out.astype(np.asarray(features).dtype)
+    values = out[:, _SMOOTHED].copy()  # (T, C)
+    values[:, _ROOT_VELOCITIES] = np.cumsum(out[:, _ROOT_VELOCITIES], axis=0)
+    for start, end in _stretches(bump > 0):
+        lo, hi = max(start - 3, 0), min(end + 3, frames)
+        span = values[lo:hi]  # (S, C)
+        unknown = np.flatnonzero(bump[lo:hi] > 0)
+        known = np.flatnonzero(bump[lo:hi] == 0)
+        third = np.diff(np.eye(hi - lo), n=3, axis=0)  # (S-3, S)
+        third_u, third_k = third[:, unknown], third[:, known]
+        weight = _EDGE_WEIGHT ** (1.0 - bump[lo:hi][unknown])  # (U,)
+        system = np.diag(weight) + smoothing.strength * third_u.T @ third_u
+        rhs = weight[:, None] * span[unknown] - smoothing.strength * third_u.T @ (third_k @ span[known])
+        values[lo + unknown] = np.linalg.solve(system, rhs)
+    moved = np.flatnonzero(bump > 0)
+    out[moved, _SMOOTHED] = values[moved]
+    # A root velocity changes where its running sum did and on the frame after (the step back onto the kept sums).
+    stepped = np.union1d(moved, moved[moved + 1 < frames] + 1)
+    out[stepped, _ROOT_VELOCITIES] = np.diff(values[:, _ROOT_VELOCITIES], axis=0, prepend=0.0)[stepped]
+    return out.astype(np.asarray(features).dtype)
 
 
 @dataclass(frozen=True)
