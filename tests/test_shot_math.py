@@ -186,5 +186,8 @@ def test_join_smoothing_keeps_pinned_frames_and_can_be_turned_off():
     smoothed = smooth_joins(features, [40], JoinSmoothing(), pinned=[42])
     np.testing.assert_array_equal(smoothed[42, 3:], features[42, 3:])
     assert not np.allclose(smoothed[41], features[41])
+    # The default moves the 14 frames either side of the join and no others.
+    moved = np.flatnonzero(np.abs(smooth_joins(features, [40]) - features).max(axis=1) > 0)
+    assert moved.min() == 40 - 13 and moved.max() == 40 + 14  # (+14: the root's step back onto the kept sums)
     np.testing.assert_array_equal(smooth_joins(features, [40], NO_JOIN_SMOOTHING), features)
     np.testing.assert_array_equal(smooth_joins(features, []), features)

@@ -11,7 +11,7 @@ from serving import model_fixture  # noqa: F401  (pytest fixture "model": the ti
 from backend import load_model
 from backend.eval.text_checks import passes
 from backend.tasks import GenerationCancelled, TaskControl, shot_to_motion, text_to_motion
-from backend.tasks.shot import OVERLAP_FRAMES, PATH_WINDOW_FRAMES, Window, plan_windows
+from backend.tasks.shot import FADE_FRAMES, OVERLAP_FRAMES, PATH_WINDOW_FRAMES, Window, _window_seed, plan_windows
 from backend.tasks.shot_kinematics import RootStart, proportioned, world_joints
 from shared.motion.humanml3d import features_to_joints
 from shared.motion.retarget import proportioned_joints
@@ -73,6 +73,19 @@ def test_an_unconstrained_short_shot_is_what_generate_gives(model):
     (motion,) = shot_to_motion(model, shot, seed=11, steps=4)
     (expected,) = text_to_motion(model, [WALK], 60, seed=11, steps=4)[0]
     np.testing.assert_array_equal(motion, expected)
+
+
+def test_a_later_segment_is_the_prompt_s_own_motion_after_its_transition(model):
+    # The second segment opens its own window: past the first second (the fade from the walk's last frame, and the
+    # join smoothing inside it) its frames are what `generate` gives for that prompt, length and window seed.
+    shot = Shot((Segment(WALK, 2.0), Segment(WAVE, 3.0)))
+    (motion,) = shot_to_motion(model, shot, seed=5, steps=4)
+    (wave,) = text_to_motion(model, [WAVE], 60, seed=_window_seed(5, 1), steps=4)[0]
+    np.testing.assert_allclose(motion[40 + FADE_FRAMES :], wave[FADE_FRAMES:], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(motion[40:50], wave[:10], atol=1e-3)  # the transition itself starts from the walk
+    # ... and one of the model's longest prompts after another segment is still one window
+    windows = plan_windows(Shot((Segment(WALK, 2.0), Segment(WAVE, 9.8))), max_frames=196)
+    assert windows[1:] == [Window(20, 236, 20, WAVE, 1)]
 
 
 def test_seeds_and_candidates(model):

@@ -1,17 +1,21 @@
 """Shots: prompt segments of any length (up to a minute) as one continuous motion that passes waypoints, follows
 paths and reaches targets.
 
-The shot is cut into windows of at most 196 frames, one prompt each (a long segment takes several). Window w is
-sampled from its segment's text, then its single VAE latent is refined by gradient descent through the decoder so
-that its first frames equal the last `OVERLAP_FRAMES` frames of the motion so far (the known-frame mask of
-text-guided in-betweening), it stays near its sample elsewhere (the text's action), its feet do not slide more where
-they are planted, and the constraints that fall inside it are met: the pelvis path is recovered from the 263-dim
-root velocities continuing from where the shot stands at the window's first frame, so waypoints and paths act on
-the same accumulated trajectory the result has. A waypoint after the window pulls its end within reach of it.
-The residual at the known frames is spread over the next `FADE_FRAMES` frames (inside the loss, so the constraints
-are met by the motion that is returned). All candidates run as one batch. Last, the half second either side of each
-join is smoothed for least jerk (`shared.motion.shot_math.smooth_joins`): the root still ends where it ended, and the
-frames of reach targets and of waypoints that must be arrived at are kept.
+The shot is cut into windows, one prompt each (a long segment takes several), each starting with the last
+`OVERLAP_FRAMES` frames of the motion so far (kept as they are). Window w is sampled from its segment's text. The
+first window of a segment decodes its new frames only: the prompt's motion from its own start, as `generate` makes it
+(a start that the frames before were refined into lost the action: a circle walked as a quarter turn, a backwards walk
+as a turn). A window that continues its segment decodes the known frames too, and its latent is refined so that they
+equal the motion so far (the known-frame mask of text-guided in-betweening): a long walk carries on in step. Where a
+window holds constraints its single VAE latent is refined by gradient descent through the decoder so that it stays
+near its sample (the text's action), its feet do not slide more where they are planted, and the constraints that
+fall inside it are met: the pelvis path is recovered from the 263-dim root velocities continuing from where the shot
+stands at the window's first frame, so waypoints and paths act on the same accumulated trajectory the result has. A
+waypoint after the window pulls its end within reach of it. The difference in value and velocity at the last known
+frame is faded out over the next `FADE_FRAMES` frames (inside the loss, so the constraints are met by the motion
+that is returned). All candidates run as one batch. Last, the 0.7 s either side of each join are smoothed for least
+jerk (`shared.motion.shot_math.smooth_joins`): the root still ends where it ended, and the frames of reach targets
+and of waypoints that must be arrived at are kept.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class ShotWeights:
     `motiongpt3 bench shot` on the demo model: a sample weight of 3 (against 0.3) lifted the paraphrase-suite prompts
     passing their checks inside a shot from 14 % to 20 % (alone: 23 %); the constraint weights were doubled with it."""
 
-    known: float = 1.0  # the window's first frames equal the motion so far
+    known: float = 1.0  # a continuing window's first frames equal the motion so far
     sample: float = 3.0  # the other frames stay near the window's sample (the text's action)
     prior: float = 1e-3  # the latent stays near the sampled one
     waypoint: float = 8.0
@@ -79,17 +83,18 @@ class Window:
 
 
 def plan_windows(shot: Shot, max_frames: int, overlap: int = OVERLAP_FRAMES) -> list[Window]:
-    """Windows covering the shot: each segment's frames in even chunks of at most `max_frames - overlap` new frames
-    (`PATH_WINDOW_FRAMES` where a path runs: one latent bends a walk about once), every window after the first
-    starting with `overlap` frames of the one before."""
+    """Windows covering the shot, every window after the first starting with `overlap` frames of the one before: a
+    segment of at most `max_frames` frames in one window (its first window decodes the new frames only), a longer one
+    in even chunks of at most `max_frames - overlap` new frames (a continuing window decodes the known frames too);
+    `PATH_WINDOW_FRAMES` where a path runs (one latent bends a walk about once)."""
     windows: list[Window] = []
     cursor = 0
     for index, (segment, frames) in enumerate(zip(shot.segments, shot.segment_frames, strict=True)):
         end = cursor + frames
-        room = max_frames - overlap
+        room, opening = max_frames - overlap, max_frames
         if any(p.start * SHOT_FPS < end and p.end * SHOT_FPS > cursor for p in shot.paths):
-            room = min(room, PATH_WINDOW_FRAMES)
-        chunks = max(1, -(-frames // room))
+            room = opening = min(room, PATH_WINDOW_FRAMES)
+        chunks = 1 if frames <= opening else -(-frames // room)
         bounds = np.rint(np.linspace(cursor, end, chunks + 1)).astype(int)
         for lo, hi in pairwise(bounds):
             known = min(overlap, int(lo))
@@ -181,20 +186,38 @@ def _fade_weights(frames: int, device: torch.device) -> tuple[torch.Tensor, torc
     return 2 * s**3 - 3 * s**2 + 1, FADE_FRAMES * (s**3 - 2 * s**2 + s)
 
 
-def _assemble(
-    decoded: torch.Tensor, known: torch.Tensor | None, fade: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
-    """Normalised window [B, T, 263] with its first K frames replaced by `known` [B, K, 263] and, after them, the
-    difference in value and in velocity at the last known frame faded out (C1: no kink where the known frames end;
-    a value-only linear fade left a 2000 m/s^3 jerk spike in the wrist of a wave following a walk)."""
+@dataclass(frozen=True)
+class _Decoded:
+    """A window's decoded new frames [B, N, 263], the decoded frame before them [B, 263] and that frame's step from
+    the one before it [B, 263] (normalised features)."""
+
+    new: torch.Tensor
+    before: torch.Tensor
+    step: torch.Tensor
+
+
+def _split(decoded: torch.Tensor, known: int, new: int, opens: bool) -> _Decoded:
+    """decoded [B, L, 263] -> its new frames and the frame before them: after the `known` decoded frames in a window
+    that continues its segment; the decoded motion carried back one frame in a window that opens a segment (or the
+    shot), which decodes the new frames only."""
+    if opens:
+        step = decoded[:, 1] - decoded[:, 0]
+        return _Decoded(decoded[:, :new], decoded[:, 0] - step, step)
+    k = max(known, 2)  # one known frame: the step of the first two decoded ones
+    return _Decoded(decoded[:, known : known + new], decoded[:, known - 1], decoded[:, k - 1] - decoded[:, k - 2])
+
+
+def _assemble(window: _Decoded, known: torch.Tensor | None, fade: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Normalised window [B, K + N, 263]: the `known` frames [B, K, 263], then the decoded new frames with the
+    difference in value and in velocity between the last known frame and the decoded frame before them faded out (C1:
+    no kink where the known frames end; a value-only linear fade left a 2000 m/s^3 jerk spike in the wrist of a wave
+    following a walk)."""
     if known is None:
-        return decoded
-    k = known.shape[1]
-    residual = known[:, -1] - decoded[:, k - 1]  # [B, 263]
-    slope = (known[:, -1] - known[:, -2]) - (decoded[:, k - 1] - decoded[:, k - 2]) if k > 1 else 0.0 * residual
-    value, velocity = fade
-    tail = decoded[:, k:] + value[None, :, None] * residual[:, None] + velocity[None, :, None] * slope[:, None]
-    return torch.cat([known, tail], dim=1)
+        return window.new
+    residual = known[:, -1] - window.before  # [B, 263]
+    slope = (known[:, -1] - known[:, -2] if known.shape[1] > 1 else window.step) - window.step
+    value, velocity = (w[: window.new.shape[1], None] for w in fade)
+    return torch.cat([known, window.new + value * residual[:, None] + velocity * slope[:, None]], dim=1)
 
 
 def _constraint_loss(
@@ -275,39 +298,46 @@ def _refine_window(
     iterations: int,
     report: Callable[[], None],
     control: TaskControl,
+    opens: bool,
 ) -> torch.Tensor:
-    """Refine the sampled latents [B, D] of one window -> its normalised features [B, frames, 263] (assembled)."""
+    """Refine the sampled latents [B, D] of one window -> its normalised features [B, frames, 263] (assembled).
+    `opens`: the window opens a segment and decodes its new frames only (see the module's docstring)."""
     batch = len(sampled)
-    decode_frames = max(frames, model.config.min_frames)
-    lengths = torch.full((batch,), decode_frames, dtype=torch.long, device=model.device)
     k = 0 if known is None else known.shape[1]
-    fade = _fade_weights(frames - k, model.device)
+    new = frames - k
+    opens = opens or known is None
+    decode_frames = max(new if opens else frames, model.config.min_frames)
+    lengths = torch.full((batch,), decode_frames, dtype=torch.long, device=model.device)
+    fade = _fade_weights(new, model.device)
     with torch.no_grad():
-        first = model.decode_latents(sampled, lengths)[:, :frames]
-        contacts = (model.denormalize(first)[..., CONTACTS] > 0.5).float()
-        sample_feet = _planted_feet_speed(model.denormalize(first), contacts)
-        sample_travel = _travel(model.denormalize(first)[:, k:])
+        first = _split(model.decode_latents(sampled, lengths), k, new, opens)
+        sample = model.denormalize(_assemble(first, known, fade))
+        contacts = (sample[..., CONTACTS] > 0.5).float()
+        sample_feet = _planted_feet_speed(sample, contacts)
+        sample_travel = _travel(sample[:, k:])
     # Right after the known frames the window may leave its sample to make the transition; later it keeps to it.
-    ramp = torch.clamp(torch.arange(1, frames - k + 1, device=model.device) / TRANSITION_FRAMES, max=1.0)
+    ramp = torch.clamp(torch.arange(1, new + 1, device=model.device) / TRANSITION_FRAMES, max=1.0)
     if known is None:
         ramp = torch.ones_like(ramp)
     constrained = _has_goals(goals)
-    if iterations <= 0 or (known is None and not constrained):
+    if iterations <= 0 or (opens and not constrained):
         return _assemble(first, known, fade)
     latent = sampled.clone().requires_grad_(True)
 
     def objective() -> torch.Tensor:
         control.check("shot refinement")
-        decoded = model.decode_latents(latent, lengths)[:, :frames]
+        decoded = model.decode_latents(latent, lengths)
+        window = _split(decoded, k, new, opens)
         loss = weights.prior * ((latent - sampled) ** 2).mean()
-        if known is not None:
+        if not opens:
             loss = loss + weights.known * ((decoded[:, :k] - known) ** 2).mean()
-        loss = loss + weights.sample * (ramp[None, :, None] * (decoded[:, k:] - first[:, k:]) ** 2).mean()
+        loss = loss + weights.sample * (ramp[None, :, None] * (window.new - first.new) ** 2).mean()
+        assembled = _assemble(window, known, fade)
         if known is not None and weights.join > 0:  # no sudden start where the window leaves the known frames
-            near = _assemble(decoded[:, : k + JOIN_FRAMES], known, (fade[0][:JOIN_FRAMES], fade[1][:JOIN_FRAMES]))
-            loss = loss + weights.join * (torch.diff(near[:, k - 4 :], n=3, dim=1) ** 2).mean()
+            near = assembled[:, max(k - 4, 0) : k + JOIN_FRAMES]
+            loss = loss + weights.join * (torch.diff(near, n=3, dim=1) ** 2).mean()
         if constrained:
-            raw = model.denormalize(_assemble(decoded, known, fade))
+            raw = model.denormalize(assembled)
             loss = loss + _constraint_loss(raw, start, goals, weights, contacts, sample_feet)
             travel = _travel(raw[:, k:])
             loss = loss + weights.along * _off_travel(travel, sample_travel)
@@ -331,7 +361,7 @@ def _refine_window(
     with torch.enable_grad(), _frozen(model):
         optimizer.step(closure)
     with torch.no_grad():
-        return _assemble(model.decode_latents(latent, lengths)[:, :frames], known, fade)
+        return _assemble(_split(model.decode_latents(latent, lengths), k, new, opens), known, fade)
 
 
 @contextmanager
@@ -412,6 +442,7 @@ def shot_to_motion(
     for index, window in enumerate(windows):
         cap[0] = (index + 1) * per_window
         window_seed = _window_seed(seed, index)
+        opens = index == 0 or windows[index - 1].segment != window.segment
         sampled = _sample_candidates(model, window.text, window_seed, candidates, guidance, steps, control)
         report()
         _, path_so_far, facing_so_far = world_joints(model.denormalize(motion[:, : window.start + 1]), origin)
@@ -423,7 +454,7 @@ def shot_to_motion(
             start = RootStart(path_so_far[row, -1], facing_so_far[row, -1])
             goals = _window_goals(shot, window, path_so_far[row, :-1], device)
             motion[row, window.start : window.end] = _refine_window(
-                model, sampled[row], window.frames, known, start, goals, weights, refine_steps, report, control
+                model, sampled[row], window.frames, known, start, goals, weights, refine_steps, report, control, opens
             )
         if done[0] != cap[0]:  # the line search may stop before its budget
             done[0] = cap[0]

@@ -92,13 +92,15 @@ def peak_jerk_near(joints: np.ndarray, frames: list[int], radius: int = 5, fps: 
 
 @dataclass(frozen=True)
 class JoinSmoothing:
-    """The transition around each join, smoothed for least jerk: frames within `radius` of a join move towards the
-    motion of least jerk through their neighbours, fully at the join (where staying on the generated pose weighs 1
-    against `strength` times the squared third differences) and not at all `radius` frames away. At strength 30 the
-    join frame keeps what the motion does below about 1.8 Hz and loses the jitter above it."""
+    """The transition around each join, smoothed for least jerk: frames within `plateau` frames of a join move to the
+    motion of least jerk through their neighbours (staying on the generated pose weighs 1 against `strength` times
+    the squared third differences), and less and less from there to `radius` frames away, where nothing moves. At
+    strength 30 a fully smoothed frame keeps what the motion does below about 1.8 Hz and loses the jitter above it;
+    a prompt's motion often starts with a jerk of its own (a wave's hand flung up), which the plateau takes in."""
 
-    radius: int = 10  # frames either side of a join (0.5 s at 20 fps)
-    strength: float = 30.0  # weight of the squared third differences against the generated pose at the join
+    radius: int = 14  # frames either side of a join (0.7 s at 20 fps)
+    strength: float = 30.0  # weight of the squared third differences against the generated pose
+    plateau: int = 6  # frames either side of a join smoothed fully (the fade out runs from here to `radius`)
 
 
 DEFAULT_JOIN_SMOOTHING = JoinSmoothing()
@@ -108,12 +110,14 @@ _ROOT_VELOCITIES = slice(0, 3)  # smoothed as their running sums, so that the ro
 _SMOOTHED = slice(0, LAYOUT.foot_contacts.start)  # every feature but the contact labels
 
 
-def _join_weights(frames: int, joins: list[int], radius: int) -> np.ndarray:
-    """How much each frame (T,) is smoothed: a raised cosine, 1 at a join and 0 from `radius` frames away."""
+def _join_weights(frames: int, joins: list[int], radius: int, plateau: int = 0) -> np.ndarray:
+    """How much each frame (T,) is smoothed: 1 up to `plateau` frames from a join, then a raised cosine down to 0 at
+    `radius` frames away."""
     if not joins or radius <= 0:
         return np.zeros(frames)
-    distance = np.abs(np.arange(frames)[:, None] - np.asarray(joins)[None]).min(axis=1) / radius
-    return 0.5 * (1.0 + np.cos(np.pi * np.clip(distance, 0.0, 1.0)))
+    distance = np.abs(np.arange(frames)[:, None] - np.asarray(joins)[None]).min(axis=1)
+    fraction = np.clip((distance - plateau) / max(radius - plateau, 1), 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * fraction))
 
 
 def _stretches(free: np.ndarray) -> list[tuple[int, int]]:
@@ -144,7 +148,7 @@ def smooth_joins(
     are smoothed as their running sums, so the root travels and turns as far as before."""
     out = np.array(features, dtype=np.float64)
     frames = len(out)
-    bump = _join_weights(frames, list(joins), smoothing.radius)
+    bump = _join_weights(frames, list(joins), smoothing.radius, smoothing.plateau)
     bump[[f for f in pinned if 0 <= f < frames]] = 0.0
     if not bump.any():
         return out.astype(np.asarray(features).dtype)
