@@ -352,6 +352,58 @@ def test_eval_suite_is_a_command():
         build_parser().parse_args(["eval-suite", "--seeds", "a,b"])
 
 
+# --- the VAE ceiling (generator clips before and after a round trip) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generator_features():
+    from backend.cli.eval_suite import generator_features_by_family
+
+    return generator_features_by_family(per_family=3)
+
+
+def test_an_identity_round_trip_keeps_every_prompt_the_generator_passes(generator_features):
+    from backend.eval.paraphrase.ceiling import run_vae_ceiling
+
+    report = run_vae_ceiling(lambda f: f, SUITE, generator_features)
+    assert report["lost"] == []
+    for row in report["families"].values():
+        assert row["round_trip_pass"] == row["clips_pass"] <= row["prompts"]
+    # the generator's clips do what most single-family prompts of their family say (walks, idles, jumps, squats)
+    for family in ("walk", "idle", "jump", "squat"):
+        assert report["families"][family]["clips_pass"] >= report["families"][family]["prompts"] - 1, family
+    several = sum(1 for p in SUITE.prompts if len(p.families) > 1)
+    assert report["skipped"] >= several
+
+
+def test_a_round_trip_that_loses_the_root_motion_loses_the_walks_and_keeps_standing_still(generator_features):
+    """Zeroed root velocities (HumanML3D dims 0-2: turn rate, forward and sideways step) make every clip stay on the
+    spot facing one way: prompts that ask for travel or turns must fail after it, idle prompts must still pass."""
+    from backend.eval.paraphrase.ceiling import format_ceiling, run_vae_ceiling
+
+    def frozen_root(features: np.ndarray) -> np.ndarray:
+        out = features.copy()
+        out[:, 0:3] = 0.0
+        return out
+
+    report = run_vae_ceiling(frozen_root, SUITE, generator_features)
+    families = report["families"]
+    for family in ("walk", "walk_backward", "sidestep", "run", "turn", "spin"):
+        assert families[family]["clips_pass"] > 0 and families[family]["round_trip_pass"] == 0, family
+    assert families["idle"]["round_trip_pass"] == families["idle"]["clips_pass"] > 0
+    lost = {item["id"] for item in report["lost"]}
+    assert prompt_id("shuffle sideways to the right") in lost
+    assert prompt_id("stand still and do nothing") not in lost
+    text = format_ceiling(report)
+    assert "walk_backward" in text and prompt_id("shuffle sideways to the right") in text
+
+
+def test_eval_suite_has_a_vae_ceiling_option():
+    from backend.cli.main import build_parser
+
+    assert build_parser().parse_args(["eval-suite", "--vae-ceiling", "--no-captions"]).vae_ceiling
+
+
 # --- the suite stays out of the training data ------------------------------------------------------------------------
 
 

@@ -30,9 +30,8 @@ SYNTHETIC_PLANS: dict[str, list[tuple[str, dict]]] = {
 }
 
 
-def heldout_synthetic_clips(per_family: int = 3) -> list:
-    """LabelledClips made with the synthetic generator from SYNTHETIC_PLANS (up to `per_family` per family)."""
-    from backend.eval.paraphrase.real_clips import LabelledClip
+def _generator_clips(per_family: int) -> list:
+    """(family, action, kwargs, SyntheticClip) for up to `per_family` plans of each SYNTHETIC_PLANS family."""
     from backend.train.synthetic import make_clip
 
     clips = []
@@ -40,8 +39,26 @@ def heldout_synthetic_clips(per_family: int = 3) -> list:
         for k, (action, kwargs) in enumerate(plans[:per_family]):
             name = f"syn_{family}_{k}"
             clip = make_clip(SYNTHETIC_SEED + 97 * len(clips), [(action, kwargs)], name=name, captions_per_clip=1)
-            clips.append(LabelledClip(name, family, clip.joints, "synthetic", f"{action} {kwargs}"))
+            clips.append((family, action, kwargs, clip))
     return clips
+
+
+def heldout_synthetic_clips(per_family: int = 3) -> list:
+    """LabelledClips made with the synthetic generator from SYNTHETIC_PLANS (up to `per_family` per family)."""
+    from backend.eval.paraphrase.real_clips import LabelledClip
+
+    return [
+        LabelledClip(clip.name, family, clip.joints, "synthetic", f"{action} {kwargs}")
+        for family, action, kwargs, clip in _generator_clips(per_family)
+    ]
+
+
+def generator_features_by_family(per_family: int = 3) -> dict[str, list]:
+    """The same held-out generator clips as features (T, 263), grouped by family (for the VAE ceiling)."""
+    grouped: dict[str, list] = {}
+    for family, _, _, clip in _generator_clips(per_family):
+        grouped.setdefault(family, []).append(clip.features)
+    return grouped
 
 
 def cmd_eval_suite(args: argparse.Namespace) -> None:
@@ -67,6 +84,19 @@ def cmd_eval_suite(args: argparse.Namespace) -> None:
         clips = heldout_synthetic_clips(args.synthetic_per_family) + load_real_clips()
         report["captions"] = run_captions(tasks.caption, clips)
     print(format_report(report))
+    if args.vae_ceiling:
+        import numpy as np
+
+        from backend.eval.paraphrase.ceiling import format_ceiling, run_vae_ceiling
+
+        model = tasks.model
+
+        def roundtrip(features: np.ndarray) -> np.ndarray:
+            return model.decode_motion(model.encode_motion(features), len(features))
+
+        clips_by_family = generator_features_by_family(args.synthetic_per_family)
+        report["vae_ceiling"] = run_vae_ceiling(roundtrip, suite, clips_by_family, args.split)
+        print(format_ceiling(report["vae_ceiling"]))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
@@ -98,6 +128,11 @@ def add_eval_suite_command(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--synthetic-per-family", type=int, default=3, help="held-out synthetic clips per family")
     run.add_argument("--no-text-to-motion", action="store_true", help="skip the text-to-motion prompts")
     run.add_argument("--no-captions", action="store_true", help="skip the caption checks")
+    run.add_argument(
+        "--vae-ceiling",
+        action="store_true",
+        help="also run the single-family prompts' checks on generator clips before and after a VAE round trip",
+    )
     run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: 1 on machines with <= 2 cores)")
     run.add_argument("--json", type=Path, default=None, help="also write the full report (every check's value)")
     run.set_defaults(run=cmd_eval_suite)
