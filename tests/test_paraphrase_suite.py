@@ -352,7 +352,7 @@ def test_eval_suite_is_a_command():
         build_parser().parse_args(["eval-suite", "--seeds", "a,b"])
 
 
-# --- the VAE ceiling (generator clips before and after a round trip) ----------------------------------------------------
+# --- the VAE ceiling (generator clips before and after a round trip) -------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -337,6 +337,43 @@ def test_vae_posterior_noise_scales_the_sample_and_zero_is_the_mean(data_root):
         assert not torch.allclose(recon(0.5, 1), expected)
 
 
+def test_the_root_loss_weighs_the_root_dims_and_adds_to_the_vae_stage_total(data_root):
+    """`root` is SmoothL1 over dims 0..3 of the valid frames only (torch's own smooth_l1_loss on the sliced, unpadded
+    frames as the oracle), and a stage's root_weight adds exactly root_weight x root to the total."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from backend.model.config import tiny_config
+    from backend.train.step import vae_stage_losses
+
+    model = build_model(tiny_config(), None, "random")
+    clip = np.load(data_root / "new_joint_vecs" / "000001.npy")[:40]
+    features, lengths = model.pad_features([clip, clip[:24]])
+    with torch.no_grad():
+        parts = vae_losses(model.vae, features, lengths, None, posterior_noise=0.0)
+        mu, _ = model.vae.encode_distribution(features, lengths)
+        recon = model.vae.decode(mu, lengths)
+        pred = torch.cat([recon[0, :40, :4], recon[1, :24, :4]])
+        true = torch.cat([features[0, :40, :4], features[1, :24, :4]])
+        assert torch.allclose(parts["root"], torch.nn.functional.smooth_l1_loss(pred, true), atol=1e-6)
+
+        batch = SimpleNamespace(flat_outputs=[clip, clip[:24]])
+        stage = replace(get_stage("vae"), posterior_noise=0.0)
+        plain = vae_stage_losses(model, batch, stage, None)  # type: ignore[arg-type]
+        weighted = vae_stage_losses(model, batch, replace(stage, root_weight=2.5), None)  # type: ignore[arg-type]
+        assert float(parts["root"]) > 0
+        assert torch.allclose(weighted["loss"] - plain["loss"], 2.5 * parts["root"], atol=1e-5)
+
+
+def test_train_takes_the_root_weight_to_the_vae_stage(data_root, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_train_command(parser.add_subparsers())
+    args = parser.parse_args(["train", "--stage", "vae", "--data", str(data_root), "--out", "x", "--root-weight", "4"])
+    assert args.root_weight == 4.0
+    trainer = Trainer(_config(data_root, tmp_path / "r", "vae", steps=1, root_weight=4.0))
+    assert trainer.stage.root_weight == 4.0 and get_stage("vae").root_weight == 0.0
+
+
 # ----------------------------------------------------------------------------------------------- resume
 
 

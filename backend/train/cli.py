@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         kl_weight=args.kl_weight,
         posterior_noise=args.posterior_noise,
         joints_weight=args.joints_weight,
+        root_weight=args.root_weight,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -100,6 +101,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
     )
     train.add_argument(
         "--joints-weight", type=float, default=None, help="VAE stage: weight of the joint-position loss (default 0.5)"
+    )
+    train.add_argument(
+        "--root-weight", type=float, default=None, help="VAE stage: weight of the root-motion loss (default 0)"
     )
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

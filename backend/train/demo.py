@@ -27,6 +27,7 @@ class DemoStage:
     kl_weight: float | None = None
     posterior_noise: float | None = None
     joints_weight: float | None = None
+    root_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def train_demo(out: Path, cmu_folder: Path, recipe: DemoRecipe, install: bool = 
             kl_weight=item.kl_weight,
             posterior_noise=item.posterior_noise,
             joints_weight=item.joints_weight,
+            root_weight=item.root_weight,
             train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
             posterior_mean_latents=True,  # the briefly trained VAE's posterior is wide: its mean carries the clip
             resume=(stage_out / "checkpoints" / "LATEST").is_file(),

@@ -11,6 +11,7 @@ from backend.model.vae import MotionVae
 from .data import IGNORE
 
 JOINT_DIMS = slice(4, 67)  # root-relative joint positions (21 × 3) of the 263-dim layout
+ROOT_DIMS = slice(0, 4)  # root turn rate, forward and sideways step, pelvis height
 
 
 def text_loss(lm: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -49,8 +50,9 @@ def vae_losses(
     """Reconstruction of normalised features [B, T, 263] through a posterior sample (spec §4.4) whose noise is
     scaled by `posterior_noise` (1 = the spec; 0 = the posterior mean).
 
-    Returns `recon` (SmoothL1 over valid frames), `joints` (SmoothL1 on dims 4..66, valid frames), `kl`
-    (KL to N(0, I), mean over elements) and `latent_std` (std of μ over the batch, for choosing latent_scale).
+    Returns `recon` (SmoothL1 over valid frames), `joints` (SmoothL1 on dims 4..66, valid frames), `root` (SmoothL1
+    on dims 0..3, valid frames), `kl` (KL to N(0, I), mean over elements) and `latent_std` (std of μ over the batch,
+    for choosing latent_scale).
     """
     mu, logvar = vae.encode_distribution(features, lengths)  # [B, 1, D] each
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
@@ -60,6 +62,7 @@ def vae_losses(
     return {
         "recon": vae.reconstruction_loss(recon, target, lengths),
         "joints": vae.reconstruction_loss(recon[..., JOINT_DIMS], target[..., JOINT_DIMS], lengths),
+        "root": vae.reconstruction_loss(recon[..., ROOT_DIMS], target[..., ROOT_DIMS], lengths),
         "kl": vae.kl_loss(mu, logvar),
         "latent_std": mu.detach().float().std(),
     }

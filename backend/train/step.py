@@ -71,11 +71,13 @@ def lm_losses(
 def vae_stage_losses(
     model: MotionGPT3, batch: TrainingBatch, stage: Stage, generator: torch.Generator | None
 ) -> dict[str, torch.Tensor]:
-    """Losses of the VAE stage on normalised features with length masks: recon + 0.5·joints + kl_weight·KL."""
+    """Losses of the VAE stage on normalised features with length masks: recon + joints_weight·joints +
+    kl_weight·KL + root_weight·root."""
     features, lengths = model.pad_features(batch.flat_outputs)
     with model.autocast():
         parts = vae_losses(model.vae, features, lengths, generator, stage.posterior_noise)
     total = parts["recon"] + stage.joints_weight * parts["joints"] + stage.kl_weight * parts["kl"]
+    total = total + stage.root_weight * parts["root"]
     return {"loss": total.float(), **{k: v.detach().float() for k, v in parts.items()}}
 
 

@@ -99,6 +99,7 @@ class TrainConfig:
     kl_weight: float | None = None  # VAE stage: override the stage's KL weight
     posterior_noise: float | None = None  # VAE stage: override the stage's posterior noise scale
     joints_weight: float | None = None  # VAE stage: override the weight of the joint-position loss
+    root_weight: float | None = None  # VAE stage: override the weight of the root-motion loss
     split: str = "train"
     progress: bool = True
 
@@ -333,6 +334,8 @@ class Trainer:
             self.stage = replace(self.stage, posterior_noise=cfg.posterior_noise)
         if cfg.joints_weight is not None:
             self.stage = replace(self.stage, joints_weight=cfg.joints_weight)
+        if cfg.root_weight is not None:
+            self.stage = replace(self.stage, root_weight=cfg.root_weight)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
