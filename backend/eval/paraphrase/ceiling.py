@@ -9,7 +9,7 @@ import numpy as np
 
 from shared.motion.humanml3d import features_to_joints
 
-from .checks import analyse, evaluate_body
+from .checks import evaluate_checks
 from .suite import Suite, SuitePrompt
 
 RoundTrip = Callable[[np.ndarray], np.ndarray]  # features (T, 263) -> the VAE's reconstruction (T, 263)
@@ -19,11 +19,7 @@ PLAN_ALIASES = {"jog": "jog_sprint", "sprint": "jog_sprint"}
 
 def _passes_on_any(prompt: SuitePrompt, joints_list: Sequence[np.ndarray], fps: float) -> bool:
     """Whether one of the clips passes all the prompt's checks (the family's clips differ in side and direction)."""
-    for joints in joints_list:
-        body = analyse(joints, fps)
-        if all(evaluate_body(spec, body).passed for spec in prompt.checks):
-            return True
-    return False
+    return any(all(r.passed for r in evaluate_checks(list(prompt.checks), joints, fps)) for joints in joints_list)
 
 
 def run_vae_ceiling(
