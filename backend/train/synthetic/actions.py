@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .curves import FPS, envelope, frame_times, hermite, smoothstep
+from .curves import FPS, envelope, frame_times, hermite, smooth, smoothstep
 from .locomotion import (
     Gait,
     State,
@@ -146,9 +146,15 @@ def walk(rng, body, state, max_frames, direction: str = "forward", pace: str = "
     return _locomote(rng, body, state, max_frames, gait, (low, low + 8), label)
 
 
-def run(rng, body, state, max_frames) -> Segment | None:
-    """Run (or jog) forward with a flight phase, from standing to standing."""
-    speed = rng.uniform(2.1, 3.0)
+def run(rng, body, state, max_frames, pace: str | None = None) -> Segment | None:
+    """Run (or jog) forward with a flight phase, from standing to standing.
+
+    pace None (the default set's draw) labels "jog" or "run" by speed; "jog" (2.0–2.6 m/s) or "sprint"
+    (4.8–6.0 m/s, longer strides, more lean, more steps to reach full speed) ask for that pace.
+    """
+    if pace == "sprint":
+        return _sprint(rng, body, state, max_frames)
+    speed = rng.uniform(2.0, 2.6) if pace == "jog" else rng.uniform(2.1, 3.0)
     gait = Gait(
         speed=speed,
         cadence=rng.uniform(2.6, 3.0),
@@ -166,7 +172,32 @@ def run(rng, body, state, max_frames) -> Segment | None:
     )
     low = _min_steps(gait)
     label = {"action": "run", "direction": "forward", "pace": "jog" if speed < 2.7 else "run", "speed": round(speed, 3)}
+    if pace == "jog":  # enough steps at full pace that the jog's median speed is the jogging speed
+        return _locomote(rng, body, state, max_frames, gait, (low + 3, low + 8), label)
     return _locomote(rng, body, state, max_frames, gait, (low, low + 6), label)
+
+
+def _sprint(rng, body, state, max_frames) -> Segment | None:
+    """Sprint forward: 4.8–6.0 m/s, long flights, strong lean and arm drive."""
+    speed = rng.uniform(4.8, 6.0)
+    gait = Gait(
+        speed=speed,
+        cadence=rng.uniform(3.3, 3.8),
+        swing=rng.uniform(1.35, 1.45),
+        step_height=rng.uniform(0.2, 0.28),
+        heel_lift=rng.uniform(0.6, 0.8),
+        bob=-0.03,
+        sway=0.005,
+        crouch=0.06,
+        lean=rng.uniform(0.3, 0.4),
+        arm_gain=rng.uniform(0.8, 1.0),
+        elbow=rng.uniform(1.3, 1.5),
+        width=0.35,
+        first_foot=int(rng.integers(2)),
+    )
+    low = _min_steps(gait) + 6
+    label = {"action": "run", "direction": "forward", "pace": "sprint", "speed": round(speed, 3)}
+    return _locomote(rng, body, state, max_frames, gait, (low, low + 8), label)
 
 
 def turn(rng, body, state, max_frames, direction: str = "left", degrees: float = 90.0) -> Segment | None:
@@ -586,6 +617,353 @@ def _jump_once(rng, body, state, direction: str, pre: float) -> Segment:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Extra families (not in the default set: see EXTRA_ACTIONS and DEFAULT_FAMILIES)
+
+
+def _swing_foot(
+    tracks: Tracks, t: np.ndarray, f: int, t_lift: float, t_land: float, target: np.ndarray, height: float
+) -> None:
+    """Step foot f from where it is at `t_lift` to `target` (ankle) on a lifted arc landing at `t_land`, in place."""
+    index = np.arange(len(t))
+    lift_f, land_f = round(t_lift * FPS), round(t_land * FPS)
+    start = tracks.ankles[lift_f, f].copy()
+    air = (index > lift_f) & (index < land_f)
+    u = (index[air] - lift_f) / max(land_f - lift_f, 1)
+    tracks.ankles[air, f] = start + smoothstep(u / 0.9)[:, None] * (target - start)
+    tracks.ankles[air, f, 1] += height * np.sin(np.pi * u)
+    tracks.ankles[index >= land_f, f] = target
+    tracks.planted[air, f] = False
+
+
+def bow(rng, body, state, max_frames, depth: str | None = None) -> Segment | None:
+    """Bow: the trunk pitches forward 30–70° from the hips (hips back a little, feet planted) and comes back up.
+
+    depth "slight" (30–40°), "deep" (55–70°) or None (30–70°).
+    """
+    low, high = {"slight": (30.0, 40.0), "deep": (55.0, 70.0)}.get(depth or "", (30.0, 70.0))
+    degrees = rng.uniform(low, high)
+    start, down, hold, up = rng.uniform(0.1, 0.3), rng.uniform(0.6, 1.0), rng.uniform(0.3, 1.0), rng.uniform(0.6, 1.0)
+    frames = _seconds_to_frames(start + down + hold + up + rng.uniform(0.4, 0.7))
+    if frames > max_frames:
+        return None
+    tracks = still_tracks(body, state, frames)
+    t = frame_times(frames)
+    held = hermite(t, [0.0, start, start + down, start + down + hold, start + down + hold + up], [0, 0, 1, 1, 0])
+    a = math.radians(degrees)
+    forward, _ = heading_vectors(tracks.heading)
+    tracks.pelvis[:, 0] = 0.55 * a * held  # most of a bow is hip flexion
+    tracks.spine[:, 0] = 0.6 * a * held
+    tracks.head[:, 0] = 0.15 * held
+    tracks.root -= (0.12 * math.sin(a) * held)[:, None] * forward  # the hips go back to keep the balance
+    tracks.root[:, 1] -= 0.03 * math.sin(a) * held
+    tracks.arms[:, :, 0] = 0.45 * a * held[:, None]  # the arms hang from the bent trunk
+    return Segment(tracks, end_state(tracks), {"action": "bow", "degrees": round(degrees, 1)})
+
+
+GUARD = (0.2, 0.3, 0.0, 2.4)  # boxing guard per arm: flexion, abduction, twist, elbow (fists by the chin)
+
+
+def punch(rng, body, state, max_frames, hand: str = "right") -> Segment | None:
+    """Raise the fists to a guard, throw 1–3 straight punches (hand "both": 2–4, alternating), back to standing."""
+    sides = _arm_side(hand)
+    count = int(rng.integers(2, 5)) if hand == "both" else int(rng.integers(1, 4))
+    first = int(rng.integers(2)) if hand == "both" else sides[0]
+    t_guard = rng.uniform(0.1, 0.3) + rng.uniform(0.35, 0.55)
+    keys_by_side: dict[int, list[tuple[float, float, float]]] = {0: [], 1: []}
+    t_now = t_guard + rng.uniform(0.1, 0.3)
+    for k in range(count):
+        side = (first + k) % 2 if hand == "both" else first
+        out, back = rng.uniform(0.06, 0.09), rng.uniform(0.2, 0.3)
+        keys_by_side[side].append((t_now, t_now + out, t_now + out + back))
+        t_now += out + rng.uniform(0.03, 0.1) + back + rng.uniform(0.05, 0.3)
+    t_end_guard = t_now + rng.uniform(0.4, 0.6)
+    frames = _seconds_to_frames(t_end_guard + rng.uniform(0.2, 0.4))
+    if frames > max_frames:
+        return None
+    tracks = still_tracks(body, state, frames)
+    t = frame_times(frames)
+    guard = hermite(t, [0.0, t_guard - 0.45, t_guard, t_now, t_end_guard], [0, 0, 1, 1, 0])
+    tracks.arms[:] = np.array(GUARD) * guard[:, None, None]
+    height = rng.uniform(1.4, 1.6)  # shoulder flexion at full extension (about shoulder height)
+    for side, hits in keys_by_side.items():
+        for start, hit, back in hits:
+            pulse = hermite(t, [start, hit, back], [0.0, 1.0, 0.0])
+            target = np.array([height, 0.05, 0.0, -0.2])  # straight arm forward, slightly in
+            tracks.arms[:, side] += pulse[:, None] * (target - np.array(GUARD))
+            tracks.spine[:, 2] += -SIDE_SIGN[side] * 0.6 * pulse  # the punching shoulder comes forward
+            tracks.spine[:, 0] += 0.2 * pulse
+            tracks.pelvis[:, 2] += -SIDE_SIGN[side] * 0.12 * pulse
+    tracks.spine[:, 0] += 0.08 * guard
+    label = {"action": "punch", "hand": hand, "count": count}
+    return Segment(tracks, end_state(tracks), label)
+
+
+def throw(rng, body, state, max_frames, hand: str = "right", step: bool | None = None) -> Segment | None:
+    """Overhand throw with one arm: wind the hand up behind the head, whip it forward fast, follow through.
+
+    With `step` (None: a coin flip) the other foot steps forward during the wind-up and the throwing side's foot
+    joins it after the follow-through.
+    """
+    s = _arm_side(hand)[0]
+    if step is None:
+        step = bool(rng.random() < 0.5)
+    t0 = rng.uniform(0.1, 0.3)
+    t_wind = t0 + rng.uniform(0.5, 0.8)
+    t_cock = t_wind + rng.uniform(0.1, 0.2)
+    t_release = t_cock + rng.uniform(0.14, 0.18)
+    t_follow = t_release + rng.uniform(0.2, 0.3)
+    t_back = t_follow + rng.uniform(0.5, 0.8)
+    frames = _seconds_to_frames(t_back + rng.uniform(0.3, 0.5))
+    if frames > max_frames:
+        return None
+    tracks = still_tracks(body, state, frames)
+    t = frame_times(frames)
+    keys = [0.0, t0, t_wind, t_cock, t_release, t_follow, t_back]
+    #  flexion, abduction, twist, elbow of the throwing arm through the keys
+    arm = hermite(
+        t,
+        keys,
+        [[0, 0, 0, 0], [0, 0, 0, 0], [0.9, 1.5, 1.4, 1.6], [0.8, 1.6, 1.7, 1.8], [1.7, 0.3, 0.0, 0.0],
+         [0.9, 0.1, 0.0, 0.3], [0, 0, 0, 0]],
+    )  # fmt: skip
+    tracks.arms[:, s] = arm
+    tracks.arms[:, 1 - s, 0] = hermite(t, keys, [0, 0, 1.1, 1.1, 0.3, 0.1, 0])  # the other arm aims, then pulls
+    away = SIDE_SIGN[s]  # + twists the trunk towards the throwing arm's side (away from the target)
+    tracks.spine[:, 2] = away * hermite(t, keys, [0, 0, 0.45, 0.5, -0.35, -0.4, 0])
+    tracks.pelvis[:, 2] = away * hermite(t, keys, [0, 0, 0.15, 0.2, -0.15, -0.15, 0])
+    tracks.spine[:, 0] = hermite(t, keys, [0, 0, -0.15, -0.2, 0.3, 0.4, 0])
+    tracks.head[:, 1] = -0.5 * tracks.spine[:, 2]  # the eyes stay on the target
+    if step:
+        forward, _ = heading_vectors(np.asarray(state.heading))
+        stride = rng.uniform(0.25, 0.4)
+        _swing_foot(tracks, t, 1 - s, t0 + 0.15, t_wind, state.ankles[1 - s] + stride * forward, 0.06)
+        _swing_foot(tracks, t, s, t_follow, t_back - 0.15, state.ankles[s] + stride * forward, 0.05)
+        tracks.root += hermite(t, [0.0, t0, t_wind, t_release, t_follow, t_back], [0, 0, 0.3, 0.6, 0.7, 1.0])[
+            :, None
+        ] * (stride * forward)
+        _keep_planted_above_floor(body, tracks)
+    label = {"action": "throw", "hand": hand, "step": step}
+    return Segment(tracks, end_state(tracks), label)
+
+
+def hop(rng, body, state, max_frames, side: str = "left", direction: str = "in_place") -> Segment | None:
+    """Hop 3–7 times on one foot (`side`), in place or forward (0.2–0.35 m a hop); the other foot stays raised."""
+    f, r = (0, 1) if side == "left" else (1, 0)
+    forward, _ = heading_vectors(np.asarray(state.heading))
+    count = int(rng.integers(3, 8))
+    stride = rng.uniform(0.2, 0.35) if direction == "forward" else 0.0
+    flight_frames, stance_frames = int(rng.integers(6, 8)), int(rng.integers(4, 6))
+    tau = flight_frames / FPS
+    v_up = G * tau / 2.0
+    crouch, raise_h = rng.uniform(0.06, 0.1), rng.uniform(0.25, 0.35)
+    t0 = rng.uniform(0.05, 0.2)
+    t_shift = t0 + rng.uniform(0.3, 0.4)
+    t_to = [round((t_shift + rng.uniform(0.2, 0.3)) * FPS) / FPS]
+    for _ in range(count - 1):
+        t_to.append(t_to[-1] + (flight_frames + stance_frames) / FPS)
+    t_land = [x + tau for x in t_to]
+    t_abs = t_land[-1] + rng.uniform(0.15, 0.25)
+    t_rise = t_abs + rng.uniform(0.25, 0.35)
+    t_down = t_rise + rng.uniform(0.15, 0.25)
+    end = t_down + rng.uniform(0.25, 0.4)
+    frames = _seconds_to_frames(end)
+    if frames > max_frames:
+        return None
+    tracks = still_tracks(body, state, frames)
+    t = frame_times(frames)
+    stand = state.root[1]
+    # Pelvis height: crouch before each take-off, ballistic flights, absorb each landing.
+    keys, heights, slopes = [0.0, t0, t_shift], [stand, stand, stand], [0.0, 0.0, 0.0]
+    for k in range(count):
+        before = t_land[k - 1] if k else t_shift
+        keys += [0.5 * (before + t_to[k]), t_to[k], t_land[k]]
+        heights += [stand - crouch, stand, stand]
+        slopes += [0.0, v_up, -v_up]
+    keys += [t_abs, t_rise, end]
+    heights += [stand - crouch, stand, stand]
+    slopes += [0.0, 0.0, 0.0]
+    tracks.root[:, 1] = hermite(t, keys, heights, slopes)
+    # Forward: constant speed from the first crouch to the last landing's absorb.
+    distance = stride * count
+    along = distance * smoothstep((t - t_shift) / (t_abs - t_shift))
+    if distance > 0:
+        v = distance / (t_abs - t_shift)
+        along = hermite(t, [t_shift, t_to[0], t_land[-1], t_abs], [0, 0.2 * distance, 0.9 * distance, distance],
+                        [0, v, v, 0])  # fmt: skip
+    weight = hermite(t, [0.0, t0, t_shift, t_down, end], [0, 0, 1, 1, 0])
+    towards_stance = (state.ankles[f] - state.root) * np.array([1.0, 0.0, 1.0])
+    tracks.root += 0.8 * weight[:, None] * towards_stance + along[:, None] * forward
+    # Stance foot: planted between hops, flies with the pelvis (toes pointing down a little).
+    index = np.arange(frames)
+    for k in range(count):
+        to_f, land_f = round(t_to[k] * FPS), round(t_land[k] * FPS)
+        mid_next = t_land[k] + 0.5 * stance_frames / FPS if k < count - 1 else t_abs
+        start_print = tracks.ankles[to_f, f].copy()
+        landing = state.ankles[f] + float(np.interp(mid_next, t, along)) * forward
+        air = (index > to_f) & (index < land_f)
+        u = (index[air] - to_f) / (land_f - to_f)
+        lift = tracks.root[air, 1] - stand + 0.04 * np.sin(np.pi * u)
+        tracks.ankles[air, f] = start_print + smoothstep(u / 0.85)[:, None] * (landing - start_print)
+        tracks.ankles[air, f, 1] += lift
+        tracks.foot_pitch[air, f] = 0.3 * np.sin(np.pi * u)
+        tracks.planted[air, f] = False
+        tracks.ankles[index >= land_f, f] = landing
+    # Raised foot: up behind the body while hopping, follows the pelvis, put down beside the stance foot.
+    up = hermite(t, [0.0, t0 + 0.15, t_shift, t_rise, t_down], [0, 0, 1, 1, 0])
+    rest = state.ankles[r] + distance * forward * smoothstep((t - t_rise) / (t_down - t_rise))[:, None]
+    carried = state.ankles[r] + along[:, None] * forward - 0.12 * forward
+    carried[:, 1] = state.ankles[r][1] + (tracks.root[:, 1] - stand) + raise_h
+    tracks.ankles[:, r] = rest + up[:, None] * (carried - rest)
+    tracks.foot_pitch[:, r] = 0.35 * up
+    tracks.planted[:, r] = up < 1e-3
+    tracks.arms[:, :, 1] = 0.3 * up[:, None]  # arms a little out for balance
+    tracks.arms[:, :, 3] = 0.4 * up[:, None]
+    tracks.spine[:, 1] = SIDE_SIGN[f] * 0.06 * weight
+    _keep_planted_above_floor(body, tracks)
+    label = {"action": "hop", "side": side, "direction": direction, "count": count, "distance": round(distance, 3)}
+    return Segment(tracks, end_state(tracks), label)
+
+
+KNEEL_PITCH = 2.4  # rad: the kneeling foot points back, its instep on the floor
+
+
+def _kneel(body: Body, toes: np.ndarray, yaw: np.ndarray, heading: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ankles (2, 3) of feet kneeling with their toe joints at `toes`, and the pelvis (3,) over the knees."""
+    ankles = toes - foot_vectors(body, yaw[None], np.full((1, 2), KNEEL_PITCH))[0]
+    forward, _ = heading_vectors(np.asarray(heading))
+    root = ankles.mean(0) + 0.9 * float(body.shin.mean()) * forward
+    root[1] = 0.06 + 0.97 * float(body.thigh.mean())
+    return ankles, root
+
+
+def crawl(rng, body, state, max_frames) -> Segment | None:
+    """Get down on hands and knees, crawl forward (diagonal limbs together, pelvis ~0.45 m up), stand up again."""
+    cycle = rng.uniform(0.9, 1.3)
+    stride = rng.uniform(0.22, 0.32)  # each knee moves this far per cycle
+    t_down = rng.uniform(0.1, 0.3) + rng.uniform(1.0, 1.4)
+    cycles = int(rng.integers(2, 6))
+    while cycles > 1 and _seconds_to_frames(t_down + cycles * cycle + 1.6) > max_frames:
+        cycles -= 1
+    t_crawl = t_down + 0.2
+    t_stop = t_crawl + cycles * cycle
+    t_up = t_stop + 0.2 + rng.uniform(1.0, 1.4)
+    frames = _seconds_to_frames(t_up + rng.uniform(0.2, 0.4))
+    if frames > max_frames:
+        return None
+    tracks = still_tracks(body, state, frames)
+    t = frame_times(frames)
+    forward, _ = heading_vectors(np.asarray(state.heading))
+    yaw = state.foot_yaw
+    toes0 = state.ankles + foot_vectors(body, yaw[None], np.zeros((1, 2)))[0]
+    _, kneel_root = _kneel(body, toes0, yaw, state.heading)
+    distance = cycles * stride
+    # Kneeling amount (0 standing .. 1 on all fours): the toes stay put while the feet roll onto their insteps.
+    kneeling = hermite(t, [0.0, t_down - 1.1, t_down, t_stop + 0.2, t_up], [0, 0, 1, 1, 0])
+    along = distance * smoothstep((t - t_crawl) / (t_stop - t_crawl))
+    # Knees forward in turn (diagonal gait: the left knee with the right hand), each toe dragged on a low arc.
+    for f in (0, 1):
+        phase = 0.0 if f == 0 else 0.5
+        moved = np.zeros(frames)
+        for c in range(cycles):
+            a = t_crawl + (c + phase) * cycle
+            moved += stride * smoothstep((t - a) / (0.45 * cycle))
+            swing = (t > a) & (t < a + 0.45 * cycle)
+            tracks.planted[swing, f] = False
+        toe = toes0[f] + moved[:, None] * forward
+        lift = 0.03 * np.abs(np.gradient(moved)) * FPS / max(stride / (0.45 * cycle), 1e-6)
+        pitch = KNEEL_PITCH * smoothstep(kneeling / 0.8)
+        tracks.foot_pitch[:, f] = pitch
+        tracks.ankles[:, f] = toe - foot_vectors(body, np.repeat(yaw[None], frames, 0), np.stack([pitch] * 2, -1))[:, f]
+        tracks.ankles[:, f, 1] += lift
+    end_toes = toes0 + distance * forward
+    standing_end = _standing_root_over_feet(body, State(state.root, state.heading, end_toes - _flat(body, yaw), yaw))
+    standing = state.root + smoothstep((t - t_stop) / (t_up - t_stop))[:, None] * (standing_end - state.root)
+    crawling = kneel_root + along[:, None] * forward
+    tracks.root = standing + kneeling[:, None] * (crawling - standing)
+    # Trunk level with the floor, arms straight down to the hands, head up; the arms reach in turn.
+    reach = np.zeros((frames, 2))
+    for f in (0, 1):
+        phase = 0.5 if f == 0 else 0.0  # the left hand moves with the right knee
+        for c in range(cycles):
+            a = t_crawl + (c + phase) * cycle
+            reach[:, f] += np.sin(np.pi * np.clip((t - a) / (0.45 * cycle), 0.0, 1.0))
+    tracks.pelvis[:, 0] = 1.2 * kneeling
+    tracks.spine[:, 0] = 0.25 * kneeling
+    tracks.head[:, 0] = -0.9 * kneeling
+    tracks.arms[:, :, 0] = (1.35 * kneeling)[:, None] + 0.25 * reach
+    tracks.arms[:, :, 1] = -0.05 * kneeling[:, None]
+    label = {"action": "crawl", "direction": "forward", "cycles": cycles, "distance": round(distance, 3)}
+    label["speed"] = round(stride / cycle, 3)
+    return Segment(tracks, end_state(tracks), label)
+
+
+def _flat(body: Body, yaw: np.ndarray) -> np.ndarray:
+    """(2, 3) ankle->toe vectors of flat feet with yaws (2,)."""
+    return foot_vectors(body, yaw[None], np.zeros((1, 2)))[0]
+
+
+def climb(rng, body, state, max_frames) -> Segment | None:
+    """Walk up a flight of 4–9 stairs (risers 0.14–0.18 m), one step per stair, both feet on the top one.
+
+    Ends higher than it started, so it is the last action of a clip (make_clip and compose_clip stop there).
+    """
+    riser, tread = rng.uniform(0.14, 0.18), rng.uniform(0.28, 0.34)
+    cadence = rng.uniform(1.3, 1.6)
+    gait = Gait(
+        speed=tread * cadence,
+        cadence=cadence,
+        swing=0.75,
+        step_height=rng.uniform(0.08, 0.1),
+        heel_lift=0.2,
+        bob=0.01,
+        sway=0.02,
+        lean=rng.uniform(0.1, 0.2),
+        arm_gain=0.4,
+        first_foot=int(rng.integers(2)),
+    )
+    low = max(_min_steps(gait), 5)
+    segment = _locomote(rng, body, state, max_frames, gait, (low, low + 5), {})
+    if segment is None:
+        return None
+    tracks = segment.tracks
+    frames = len(tracks)
+    index = np.arange(frames)
+    # Each step lands one stair higher; the last brings the trailing foot up beside the leading one.
+    level = np.zeros((frames, 2))
+    stair = 0
+    for f_index in _swings(tracks.planted):
+        f, lift, land = f_index
+        stair = stair + 1 if stair < segment.label["steps"] - 1 else stair
+        before = level[lift, f]
+        u = np.clip((index - lift) / max(land - lift, 1), 0.0, 1.0)
+        level[:, f] = np.where(index > lift, before + (stair * riser - before) * smoothstep(u / 0.5), level[:, f])
+    tracks.ankles[..., 1] += level
+    tracks.root[:, 1] += smooth(level.mean(1), 3.0)
+    height = float(level[-1].mean())
+    segment.label = {
+        **segment.label,
+        "action": "climb",
+        "direction": "forward",
+        "stairs": stair,
+        "height": round(height, 3),
+    }
+    segment.end = end_state(tracks)
+    return segment
+
+
+def _swings(planted: np.ndarray) -> list[tuple[int, int, int]]:
+    """(foot, last planted frame, first planted frame again) of every swing, in time order."""
+    out = []
+    for f in (0, 1):
+        lifted = ~planted[:, f]
+        starts = np.flatnonzero(lifted[1:] & ~lifted[:-1]) + 1
+        for s in starts:
+            ends = np.flatnonzero(~lifted[s:])
+            out.append((f, int(s) - 1, int(s + ends[0]) if len(ends) else len(lifted) - 1))
+    return sorted(out, key=lambda x: x[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Registry: name -> (weight, generator drawing its own variant)
 
 
@@ -639,3 +1017,44 @@ ACTION_FUNCTIONS: dict[str, Callable[..., Segment | None]] = {
     "kick": kick,
     "idle": idle,
 }
+
+
+# Families beyond the default set, with their own weights: a set only draws them when asked (`families`), so the
+# default set (DEFAULT_FAMILIES) and its random stream stay exactly as they were.
+EXTRA_ACTIONS: dict[str, tuple[float, ActionFn]] = {
+    "bow": (0.7, lambda r, b, s, m: bow(r, b, s, m, _choice(r, ["slight", "deep", None]))),
+    "punch": (0.8, lambda r, b, s, m: punch(r, b, s, m, _choice(r, ["left", "right", "right", "both"]))),
+    "throw": (0.7, lambda r, b, s, m: throw(r, b, s, m, _choice(r, ["left", "right", "right"]))),
+    "hop": (
+        0.7,
+        lambda r, b, s, m: hop(r, b, s, m, _choice(r, ["left", "right"]), _choice(r, ["in_place", "forward"])),
+    ),
+    "crawl": (0.5, crawl),
+    "climb": (0.5, climb),
+    "jog": (0.8, lambda r, b, s, m: run(r, b, s, m, pace="jog")),
+    "sprint": (0.6, lambda r, b, s, m: run(r, b, s, m, pace="sprint")),
+}
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(ACTIONS)  # the families of the shipped training set
+ALL_FAMILIES: tuple[str, ...] = DEFAULT_FAMILIES + tuple(EXTRA_ACTIONS)
+# A family excludes these from the next pick (a sprint after a run is one long run).
+RELATED_FAMILIES: dict[str, frozenset[str]] = {"run": frozenset({"run", "jog", "sprint"})}
+ACTION_FUNCTIONS.update(
+    {
+        "bow": bow,
+        "punch": punch,
+        "throw": throw,
+        "hop": hop,
+        "crawl": crawl,
+        "climb": climb,
+        "jog": lambda rng, body, state, max_frames: run(rng, body, state, max_frames, pace="jog"),
+        "sprint": lambda rng, body, state, max_frames: run(rng, body, state, max_frames, pace="sprint"),
+    }
+)
+
+
+def family_actions(families: tuple[str, ...]) -> dict[str, tuple[float, ActionFn]]:
+    """The (weight, generator) registry restricted to `families`, in the default order then the extra ones."""
+    unknown = set(families) - set(ALL_FAMILIES)
+    if unknown:
+        raise ValueError(f"families: unknown {sorted(unknown)}; known: {', '.join(ALL_FAMILIES)}")
+    return {name: entry for name, entry in {**ACTIONS, **EXTRA_ACTIONS}.items() if name in families}

@@ -66,6 +66,11 @@ _IRREGULAR = {  # lemma: (3rd person, past, -ing)
     "sneak": ("sneaks", "snuck", "sneaking"),
     "creep": ("creeps", "crept", "creeping"),
     "pivot": ("pivots", "pivoted", "pivoting"),
+    "throw": ("throws", "threw", "throwing"),
+    "jab": ("jabs", "jabbed", "jabbing"),
+    "wind": ("winds", "wound", "winding"),
+    "come": ("comes", "came", "coming"),
+    "strike": ("strikes", "struck", "striking"),
 }
 
 
@@ -165,6 +170,8 @@ def _walk(rng, label: dict) -> list[Phrase]:
 
 def _run(rng, label: dict) -> list[Phrase]:
     d = _pick(rng, FORWARD)
+    if label["pace"] == "sprint":
+        return _sprint(rng, d)
     if label["pace"] == "jog":
         return [
             (("jog", d),),
@@ -406,6 +413,137 @@ def _idle(rng, label: dict) -> list[Phrase]:
     ]
 
 
+def _sprint(rng, d: str) -> list[Phrase]:
+    return [
+        (("sprint", d),),
+        (("sprint", f"{d} at full speed"),),
+        (("sprint", f"{d} as fast as {{pro}} can"),),
+        (("run", f"{d} as fast as possible"),),
+        (("dash", f"{d} at top speed"),),
+        (("race", d),),
+        (("sprint", f"{d} flat out"),),
+        (("run", f"very fast {d}"),),
+    ]
+
+
+def _bow(rng, label: dict) -> list[Phrase]:
+    degrees = label["degrees"]
+    how = "deeply" if degrees >= 50 else ("slightly" if degrees < 40 else _pick(rng, ("", "politely", "respectfully")))
+    out = [
+        (("bow", _join(how, "from the waist")),),
+        (("bow", _join(how, "and straighten up again")),),
+        (("take", "a bow"),),
+        (("make", "a " + ("deep" if degrees >= 50 else "small" if degrees < 40 else "polite") + " bow"),),
+        (("bend", "forward at the waist in a bow"),),
+        (("bow", _join(how, "to someone in front of {obj}")),),
+        (("lean", "{pos} upper body forward in a bow"),),
+        (("bow", "down"), ("come", "back up")),
+    ]
+    if degrees >= 50:
+        out.append((("bow", "low"),))
+    return out
+
+
+def _punch(rng, label: dict) -> list[Phrase]:
+    hand, count = label["hand"], label["count"]
+    if hand == "both":
+        return [
+            (("punch", "with both fists, left and right"),),
+            (("throw", "a few punches, alternating hands"),),
+            (("punch", "the air with alternating fists"),),
+            (("throw", "a combination of punches"),),
+            (("punch", "forward, left then right"),),
+            (("punch", "the air with both hands"),),
+            (("throw", "punches with both fists"),),
+        ]
+    fist = _pick(rng, (f"{{pos}} {hand} fist", f"the {hand} fist", f"{{pos}} {hand} hand", f"the {hand} hand"))
+    several = {1: "a punch", 2: "two punches", 3: "three punches"}[count]
+    return [
+        (("punch", f"with {fist}"),),
+        (("punch", f"forward with {fist}"),),
+        (("throw", f"{several} with {fist}"),),
+        (("jab", f"with {fist}"),),
+        (("punch", f"straight ahead with {{pos}} {hand} fist"),),
+        (("raise", "{pos} fists"), ("punch", f"with the {hand} one")),
+        (("do", f"a {hand}-handed punch"),),
+        (("strike", f"forward with {fist}"),),
+    ]
+
+
+def _throw(rng, label: dict) -> list[Phrase]:
+    hand = label["hand"]
+    arm = _pick(rng, (f"{{pos}} {hand} arm", f"the {hand} arm", f"{{pos}} {hand} hand", f"the {hand} hand"))
+    thing = _pick(rng, ("a ball", "something", "a stone", "an object", "a rock"))
+    out = [
+        (("throw", f"{thing} overhand with {arm}"),),
+        (("throw", f"{thing} with {arm}"),),
+        (("throw", f"{thing} forward with {arm}"),),
+        (("toss", f"{thing} overhand with {arm}"),),
+        (("hurl", f"{thing} with {arm}"),),
+        (("throw", f"{thing} far with {arm}"),),
+        (("wind", "up"), ("throw", f"{thing} with {arm}")),
+        (("make", f"an overhand throw with {arm}"),),
+    ]
+    if label.get("step"):
+        out.append((("step", "forward"), ("throw", f"{thing} with {arm}")))
+    return out
+
+
+def _hop(rng, label: dict) -> list[Phrase]:
+    side, count = label["side"], label["count"]
+    other = "right" if side == "left" else "left"
+    foot = _pick(rng, (f"{{pos}} {side} foot", f"the {side} foot", f"{{pos}} {side} leg", f"the {side} leg"))
+    if label["direction"] == "forward":
+        d = _pick(rng, ("forward", "ahead", "forwards"))
+        return [
+            (("hop", f"{d} on {foot}"),),
+            (("hop", f"{d} on one foot, the {side} one"),),
+            (("hop", f"{d} on one leg"),),
+            (("hop", f"on {foot}, moving {d}"),),
+            (("lift", f"{{pos}} {other} foot"), ("hop", f"{d} on the {side} one")),
+            (("make", f"a few hops {d} on {foot}"),),
+        ]
+    return [
+        (("hop", f"on {foot}"),),
+        (("hop", f"in place on {foot}"),),
+        (("hop", f"up and down on {foot}"),),
+        (("hop", f"on one foot, the {side} one"),),
+        (("stand", f"on {foot}"), ("hop", "in place")),
+        (("lift", f"{{pos}} {other} foot"), ("hop", f"on the {side} one")),
+        (("hop", f"on the spot on {foot}"),),
+        (("hop", _join(f"on one leg, the {side}", _pick(rng, COUNT_WORDS.get(count, ("",))))),),
+    ]
+
+
+def _crawl(rng, label: dict) -> list[Phrase]:
+    d = _pick(rng, ("forward", "ahead", "forwards"))
+    return [
+        (("crawl", d),),
+        (("crawl", f"{d} on {{pos}} hands and knees"),),
+        (("get", "down on all fours"), ("crawl", d)),
+        (("crawl", f"{d} on all fours"),),
+        (("move", f"{d} on {{pos}} hands and knees"),),
+        (("crawl", "along the floor"),),
+        (("crawl", f"{d} like a baby"),),
+        (("get", "down"), ("crawl", d), ("stand", "back up")),
+    ]
+
+
+def _climb(rng, label: dict) -> list[Phrase]:
+    stairs = label["stairs"]
+    return [
+        (("climb", "a flight of stairs"),),
+        (("climb", "up the stairs"),),
+        (("walk", "up the stairs"),),
+        (("climb", "up the steps"),),
+        (("climb", f"up {stairs} steps"),),
+        (("ascend", "a staircase"),),
+        (("step", "up the stairs one at a time"),),
+        (("climb", "the steps"),),
+        (("walk", "up a staircase"),),
+    ]
+
+
 BANKS = {
     "walk": _walk,
     "run": _run,
@@ -421,6 +559,12 @@ BANKS = {
     "raise_arms": _raise,
     "kick": _kick,
     "idle": _idle,
+    "bow": _bow,
+    "punch": _punch,
+    "throw": _throw,
+    "hop": _hop,
+    "crawl": _crawl,
+    "climb": _climb,
 }
 
 
@@ -508,33 +652,36 @@ _VERBS = {
     *(
         "walk move go stroll amble hurry back retreat shuffle side-step jog dash sprint turn rotate pivot make face "
         "veer curve follow circle twirl crouch sneak creep jump leap hop bend lower perform wave raise greet lift "
-        "reach stretch spread kick wait remain stay look"
+        "reach stretch spread kick wait remain stay look bow punch climb crawl toss hurl race ascend lean straighten"
     ).split(),
 }
 _NOUNS = set(
     "person man woman figure human guy character hand arm leg foot head chair seat something someone circle curve "
     "arc path step squat jump kick spin turn pace position feet knee side shoulder height air front line distance "
-    "spot place degree t".split()
+    "spot place degree t stair staircase fist ball stone rock object waist body floor baby fours flight "
+    "combination time".split()
 )
 _POS = {
     **dict.fromkeys("a an the this both".split(), "DET"),
-    **dict.fromkeys("to with in on from into over above behind like by of for at as".split(), "ADP"),
+    **dict.fromkeys("to with in on from into over above behind like by of for at as along".split(), "ADP"),
     **dict.fromkeys(
         "he she his her their its they them him it itself himself herself themselves you your".split(), "PRON"
     ),
     **dict.fromkeys(
         "forward forwards backward backwards slowly quickly fast briskly hurriedly rapidly leisurely unhurriedly "
         "then ahead straight up down around again back out sideways laterally away once twice finally first "
-        "gradually slightly carefully lightly high all still idle counterclockwise clockwise after".split(),
+        "gradually slightly carefully lightly high all still idle counterclockwise clockwise after overhand deeply "
+        "politely respectfully very far".split(),
         "ADV",
     ),
     **dict.fromkeys(
         "left right slow quick normal steady even relaxed full few short low deep long light brisk "
-        "vertical curved seated sitting crouched hunched bent raised footed".split(),
+        "vertical curved seated sitting crouched hunched bent raised footed small polite upper flat alternating "
+        "possible top handed".split(),
         "ADJ",
     ),
     **dict.fromkeys("two three ninety".split(), "NUM"),
-    **dict.fromkeys("is".split(), "AUX"),
+    **dict.fromkeys("is can".split(), "AUX"),
 }
 _LEMMA = {form: lemma for lemma, forms in _IRREGULAR.items() for form in forms}
 _LEMMA.update(
@@ -548,6 +695,10 @@ _LEMMA.update(
         "degrees": "degree",
         "knees": "knee",
         "sides": "side",
+        "stairs": "stair",
+        "fists": "fist",
+        "punches": "punch",
+        "bows": "bow",
     }
 )
 

@@ -13,7 +13,17 @@ import numpy as np
 from shared.motion.humanml3d import FPS, features_to_joints, joints_to_features
 from shared.motion.normalization import ASSETS
 
-from .actions import ACTION_FUNCTIONS, ACTIONS, Segment, seated_state, stand_up
+from .actions import (
+    ACTION_FUNCTIONS,
+    ACTIONS,
+    ALL_FAMILIES,
+    DEFAULT_FAMILIES,
+    RELATED_FAMILIES,
+    Segment,
+    family_actions,
+    seated_state,
+    stand_up,
+)
 from .captions import make_captions, tokens
 from .curves import smooth
 from .locomotion import initial_state
@@ -47,9 +57,10 @@ class SyntheticClip:
     offsets: np.ndarray = field(repr=False)
 
 
-def _pick_action(rng: np.random.Generator, exclude: set[str]) -> str:
-    names = [n for n in ACTIONS if n not in exclude]
-    weights = np.array([ACTIONS[n][0] for n in names])
+def _pick_action(rng: np.random.Generator, exclude: set[str], actions: dict = ACTIONS) -> str:
+    """A family name drawn by weight from `actions` (a `family_actions` registry), leaving out `exclude`."""
+    names = [n for n in actions if n not in exclude]
+    weights = np.array([actions[n][0] for n in names])
     return names[int(rng.choice(len(names), p=weights / weights.sum()))]
 
 
@@ -66,8 +77,14 @@ def _drop_first_frame(tracks: Tracks) -> Tracks:
     return Tracks(**{k: v[1:] for k, v in vars(tracks).items()})
 
 
-def compose_clip(rng: np.random.Generator, body: Body, parts: int) -> tuple[Tracks, list[dict], list[list[int]]]:
-    """Tracks of 1–3 actions in a row with short standing pads (40–196 frames), their labels and frame spans."""
+def compose_clip(
+    rng: np.random.Generator, body: Body, parts: int, families: tuple[str, ...] = DEFAULT_FAMILIES
+) -> tuple[Tracks, list[dict], list[list[int]]]:
+    """Tracks of 1–3 actions in a row with short standing pads (40–196 frames), their labels and frame spans.
+
+    Actions are drawn from `families` (see actions.ALL_FAMILIES); a climb ends the clip (it ends up the stairs).
+    """
+    actions = family_actions(families)
     state = initial_state(body)
     if rng.random() < 0.04:  # now and then a clip begins seated and stands up
         state = seated_state(rng, body, state)
@@ -81,10 +98,11 @@ def compose_clip(rng: np.random.Generator, body: Body, parts: int) -> tuple[Trac
         else:
             exclude = {"idle"} if parts > 1 else set()
             if segments:
-                exclude.add(segments[-1].label["action"])
+                previous = segments[-1].label["action"]
+                exclude |= RELATED_FAMILIES.get(previous, {previous})
             allowed = _share(budget, parts - i) + (1 if segments else 0)
             for _ in range(4):
-                segment = ACTIONS[_pick_action(rng, exclude)][1](rng, body, state, allowed)
+                segment = actions[_pick_action(rng, exclude, actions)][1](rng, body, state, allowed)
                 if segment is not None:
                     break
         if segment is None:
@@ -94,7 +112,7 @@ def compose_clip(rng: np.random.Generator, body: Body, parts: int) -> tuple[Trac
         segments.append(segment)
         budget -= len(segment.tracks)
         state = segment.end
-        if i == 0 and budget < 40:
+        if (i == 0 and budget < 40) or segment.label["action"] == "climb":
             break
     if not segments:
         segments.append(ACTIONS["idle"][1](rng, body, state, budget))
@@ -117,7 +135,8 @@ def _assemble(segments: list[Segment], pad_before: int, pad_after: int) -> tuple
 
 
 def _summarise(labels: list[dict], spans: list[list[int]], tracks: Tracks) -> dict:
-    hands = [lab.get("hand", lab.get("side")) for lab in labels if lab["action"] in ("wave", "raise_arms", "kick")]
+    sided = ("wave", "raise_arms", "kick", "punch", "throw", "hop")
+    hands = [lab.get("hand", lab.get("side")) for lab in labels if lab["action"] in sided]
     turn = float(np.degrees(tracks.heading[-1] - tracks.heading[0]))
     return {
         "actions": [lab["action"] for lab in labels],
@@ -146,12 +165,19 @@ def _finish(rng: np.random.Generator, body: Body, name: str, composed, captions_
     )
 
 
-def generate_clip(seed: int, index: int, captions_per_clip: int = 6) -> SyntheticClip:
-    """Clip `index` of the set drawn from `seed` (independent of how many clips are generated)."""
+def generate_clip(
+    seed: int, index: int, captions_per_clip: int = 6, families: tuple[str, ...] = DEFAULT_FAMILIES
+) -> SyntheticClip:
+    """Clip `index` of the set drawn from `seed` (independent of how many clips are generated).
+
+    `families`: the action families to draw from (default: the shipped set's; ALL_FAMILIES adds bow, punch,
+    throw, hop, crawl, climb, jog and sprint).
+    """
     rng = np.random.default_rng([seed, index])
     body = make_body(rng)
     parts = int(rng.choice(SEQUENCE_LENGTHS))
-    return _finish(rng, body, f"syn{seed}_{index:06d}", compose_clip(rng, body, parts), captions_per_clip)
+    composed = compose_clip(rng, body, parts, families)
+    return _finish(rng, body, f"syn{seed}_{index:06d}", composed, captions_per_clip)
 
 
 def make_clip(
@@ -160,12 +186,15 @@ def make_clip(
     """A clip of the planned actions in order, e.g. [("walk", {"direction": "forward", "pace": "fast"}),
     ("turn", {"direction": "left", "degrees": 90}), ("wave", {"hand": "right"})]; names as in ACTION_FUNCTIONS.
 
-    Raises ValueError when the plan does not fit in MAX_FRAMES (or "stand_up" does not follow "sit_down").
+    Raises ValueError when the plan does not fit in MAX_FRAMES (or "stand_up" does not follow "sit_down", or an
+    action follows "climb", which ends up the stairs).
     """
     rng = np.random.default_rng([seed, 1_000_003])
     body = make_body(rng)
     state, budget, segments = initial_state(body), MAX_FRAMES - 4, []
     for i, (action, kwargs) in enumerate(plan):
+        if segments and segments[-1].label["action"] == "climb":
+            raise ValueError(f"{action} cannot follow climb (the clip ends up the stairs)")
         allowed = _share(budget, len(plan) - i) + (1 if segments else 0)
         for _ in range(8):  # variants are drawn at random: retry for one that fits
             segment = ACTION_FUNCTIONS[action](rng, body, state, allowed, **kwargs)
@@ -182,20 +211,26 @@ def make_clip(
 
 
 def generate_synthetic_set(
-    seed: int, count: int, captions_per_clip: int = 6, start: int = 0, workers: int = 1
+    seed: int,
+    count: int,
+    captions_per_clip: int = 6,
+    start: int = 0,
+    workers: int = 1,
+    families: tuple[str, ...] = DEFAULT_FAMILIES,
 ) -> list[SyntheticClip]:
     """`count` clips (indices start..start+count-1), deterministic from `seed` whatever `workers` is.
 
     About 20 ms per clip on one core (3000 clips ≈ 1 min); `workers` > 1 spreads the clips over processes.
+    `families` (default DEFAULT_FAMILIES, the shipped set, unchanged) chooses the action families drawn.
     """
+    families = tuple(families)
     indices = range(start, start + count)
     if workers <= 1:
-        return [generate_clip(seed, i, captions_per_clip) for i in indices]
+        return [generate_clip(seed, i, captions_per_clip, families) for i in indices]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunk = max(1, count // (4 * workers))
-        return list(
-            pool.map(partial(generate_clip, seed, captions_per_clip=captions_per_clip), indices, chunksize=chunk)
-        )
+        task = partial(generate_clip, seed, captions_per_clip=captions_per_clip, families=families)
+        return list(pool.map(task, indices, chunksize=chunk))
 
 
 def write_humanml3d_layout(
@@ -242,6 +277,8 @@ def _write_names(path: Path, names: list[str]) -> None:
 
 
 __all__ = [
+    "ALL_FAMILIES",
+    "DEFAULT_FAMILIES",
     "FPS",
     "SyntheticClip",
     "compose_clip",
