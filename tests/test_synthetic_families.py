@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
+import numpy as np
+import pytest
+
+from backend.eval.paraphrase.caption_family import caption_names_family
+from backend.eval.paraphrase.checks import evaluate_checks
+from backend.eval.paraphrase.suite import load_suite
 from backend.train.synthetic import generate_synthetic_set, make_clip
+from backend.train.synthetic.actions import (
+    ACTION_FUNCTIONS,
+    ALL_FAMILIES,
+    DEFAULT_FAMILIES,
+    EXTRA_ACTIONS,
+    family_actions,
+)
+from backend.train.synthetic.captions import tokens
+from shared.motion.humanml3d import canonicalize, features_to_joints
+from shared.motion.skeleton import PARENTS
 
 # Measured before the extra families were added (commit f7b1361); the default set must never change.
 DEFAULT_SET_SHA256 = "ce87307e3ae67f28280920ad2570b29de0618d5937fe40684d01bf00c3209ba7"
 DEFAULT_PLANS_SHA256 = "8c5349d0f16cf8b19c678fac151ab2a49b2112dcf0b7583a769c617f7dd5670a"
+DEFAULT_TOKENS_SHA256 = "7ab246193d93421201d180080968c5289143efff29a24f6c1557deaa38c67234"
 DEFAULT_PLANS = [
     [("walk", {"direction": "forward", "pace": "fast"}), ("wave", {"hand": "right"})],
     [("run", {})],
@@ -37,3 +55,131 @@ def test_default_set_is_unchanged():
 
 def test_default_planned_clips_are_unchanged():
     assert fingerprint([make_clip(7, plan) for plan in DEFAULT_PLANS]) == DEFAULT_PLANS_SHA256
+
+
+def test_default_tokens_are_unchanged():
+    # tokens() of the default set's captions, hashed with the tagger as it was before the extra families.
+    clips = generate_synthetic_set(2026, 40)
+    text = "\n".join(tokens(c) for clip in clips for c in clip.captions)
+    assert hashlib.sha256(text.encode()).hexdigest() == DEFAULT_TOKENS_SHA256
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The extra families, judged by the paraphrase suite (written without seeing the generator)
+
+EXTRA_PLANS: dict[str, list[tuple[str, dict]]] = {
+    "bow": [("bow", {}), ("bow", {"depth": "deep"}), ("bow", {"depth": "slight"})],
+    "punch": [("punch", {"hand": "right"}), ("punch", {"hand": "left"}), ("punch", {"hand": "both"})],
+    "throw": [("throw", {"hand": "right"}), ("throw", {"hand": "left", "step": True}), ("throw", {"step": False})],
+    "hop": [
+        ("hop", {"side": "left"}),
+        ("hop", {"side": "right", "direction": "forward"}),
+        ("hop", {"side": "right"}),
+        ("hop", {"side": "left", "direction": "forward"}),
+    ],
+    "crawl": [("crawl", {})] * 3,
+    "climb": [("climb", {})] * 3,
+    "jog": [("jog", {}), ("run", {"pace": "jog"}), ("jog", {})],
+    "sprint": [("sprint", {}), ("run", {"pace": "sprint"}), ("sprint", {})],
+}
+CAPTION_FAMILY = {"jog": "run", "sprint": "run"}  # caption_family knows both as running
+
+
+@pytest.fixture(scope="module")
+def family_clips():
+    return {
+        family: [
+            make_clip(11 + 31 * i, [plan], name=f"{family}_{i}", captions_per_clip=10) for i, plan in enumerate(plans)
+        ]
+        for family, plans in EXTRA_PLANS.items()
+    }
+
+
+def test_every_extra_family_is_registered():
+    assert set(EXTRA_PLANS) == set(EXTRA_ACTIONS) and set(EXTRA_PLANS) <= set(ACTION_FUNCTIONS)
+    assert ALL_FAMILIES[: len(DEFAULT_FAMILIES)] == DEFAULT_FAMILIES and not set(DEFAULT_FAMILIES) & set(EXTRA_PLANS)
+    with pytest.raises(ValueError):
+        family_actions(("walk", "moonwalk"))
+
+
+def test_single_family_suite_prompts_pass_on_some_clip(family_clips):
+    suite = load_suite()
+    failing, judged = [], {}
+    for family, clips in family_clips.items():
+        prompts = [p for p in suite.prompts if p.families == (family,)]
+        assert prompts, family
+        judged[family] = len(prompts)
+        for prompt in prompts:
+            passes = [all(r.passed for r in evaluate_checks(list(prompt.checks), c.joints, suite.fps)) for c in clips]
+            if not any(passes):
+                failing.append(f"{family} {prompt.id} {prompt.prompt!r}")
+    assert not failing, f"suite prompts no clip of their family passes: {failing}"
+    assert sum(judged.values()) >= 30
+
+
+def test_extra_families_keep_bones_floor_and_features(family_clips):
+    parents = np.array(PARENTS[1:])
+    for clips in family_clips.values():
+        for clip in clips:
+            joints = clip.joints.astype(np.float64)
+            measured = np.linalg.norm(joints[:, 1:] - joints[:, parents], axis=-1)
+            expected = np.linalg.norm(clip.offsets[1:], axis=-1)
+            expected = np.broadcast_to(expected, measured.shape)
+            np.testing.assert_allclose(measured, expected, atol=1e-5, err_msg=clip.name)
+            assert joints[:, [7, 8, 10, 11], 1].min() > -0.02, clip.name
+            assert 40 <= len(joints) <= 196, clip.name
+            assert clip.features.shape == (len(joints) - 1, 263) and np.all(np.isfinite(clip.features)), clip.name
+            recovered = features_to_joints(clip.features)
+            np.testing.assert_allclose(recovered, canonicalize(joints)[:-1], atol=2e-3, err_msg=clip.name)
+
+
+def test_extra_family_captions_name_the_family_and_tokenise(family_clips):
+    for family, clips in family_clips.items():
+        for clip in clips:
+            assert len(clip.captions) >= 5, clip.name
+            for caption in clip.captions:
+                assert caption_names_family(caption, CAPTION_FAMILY.get(family, family)), (family, caption)
+                tagged = tokens(caption).split()
+                assert len(tagged) == len(re.findall(r"[a-z]+", caption.lower())), caption
+                assert all(t.count("/") == 1 for t in tagged), caption
+
+
+def test_extra_family_labels_follow_the_label_dict(family_clips):
+    for family, clips in family_clips.items():
+        for clip in clips:
+            labels = clip.labels
+            keys = {"actions", "segments", "segment_frames", "directions", "hand", "speed", "turn_degrees"}
+            assert set(labels) == keys
+            assert labels["actions"] == ["run" if family in ("jog", "sprint") else family]
+            segment = labels["segments"][0]
+            if family in ("jog", "sprint"):
+                assert segment["pace"] == family
+            if family in ("punch", "throw"):
+                assert labels["hand"] == segment["hand"]
+            if family == "hop":
+                assert labels["hand"] == segment["side"]
+    sprint = family_clips["sprint"][0].labels["segments"][0]["speed"]
+    jog = family_clips["jog"][0].labels["segments"][0]["speed"]
+    assert sprint >= 4.5 and 2.0 <= jog <= 3.0
+
+
+def test_climb_ends_the_clip():
+    with pytest.raises(ValueError):
+        make_clip(0, [("climb", {}), ("wave", {})])
+
+
+def _family(segment: dict) -> str:
+    if segment["action"] == "run" and segment.get("pace") in ("jog", "sprint"):
+        return segment["pace"]
+    return segment["action"]
+
+
+def test_a_set_with_all_families_has_every_extra_family():
+    clips = generate_synthetic_set(3, 120, captions_per_clip=3, families=ALL_FAMILIES)
+    seen = {_family(s) for clip in clips for s in clip.labels["segments"]}
+    assert set(EXTRA_PLANS) <= seen, set(EXTRA_PLANS) - seen
+    for clip in clips:
+        assert np.all(np.isfinite(clip.features)) and clip.joints[..., 1].min() > -0.02, clip.name
+        for i, segment in enumerate(clip.labels["segments"]):
+            if segment["action"] == "climb":
+                assert i == len(clip.labels["segments"]) - 1, clip.name
