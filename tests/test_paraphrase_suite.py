@@ -427,3 +427,23 @@ def test_no_suite_prompt_is_a_training_caption():
     assert len(training) > 1000
     leaked = sorted(p.prompt for p in SUITE.prompts if normalise(p.prompt) in training)
     assert not leaked, f"suite prompts that are training captions: {leaked}"
+
+
+def test_no_suite_prompt_is_a_caption_of_the_extra_synthetic_families():
+    from backend.train.synthetic import generate_synthetic_set, make_clip
+    from backend.train.synthetic.actions import ALL_FAMILIES, EXTRA_ACTIONS
+
+    clips = generate_synthetic_set(2026, 300, families=ALL_FAMILIES)
+    training = {normalise(c) for clip in clips for c in clip.captions}
+    variants = {
+        "bow": [{"depth": d} for d in ("slight", "deep", None)],
+        "punch": [{"hand": h} for h in ("left", "right", "both")],
+        "throw": [{"hand": h, "step": s} for h in ("left", "right") for s in (False, True)],
+        "hop": [{"side": s, "direction": d} for s in ("left", "right") for d in ("in_place", "forward")],
+    }
+    for family in EXTRA_ACTIONS:  # every template with many subjects and tenses
+        for seed, kwargs in enumerate(variants.get(family, [{}]) * 3):
+            clip = make_clip(seed, [(family, kwargs)], captions_per_clip=60)
+            training |= {normalise(c) for c in clip.captions}
+    leaked = sorted(p.prompt for p in SUITE.prompts if normalise(p.prompt) in training)
+    assert not leaked, f"suite prompts that are captions of the extra families: {leaked}"
