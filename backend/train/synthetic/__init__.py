@@ -3,10 +3,20 @@
 Modules: `curves` (time profiles), `rig` (body, pose tracks -> joints by FK + leg IK), `locomotion` (stepping
 gaits with planted feet), `actions` (the action vocabulary), `captions` (varied text and word/POS tokens),
 `dataset` (`generate_synthetic_set`, `make_clip` for a planned action list, `write_humanml3d_layout`).
+Families: the default set draws DEFAULT_FAMILIES (unchanged, the shipped model's data); `families=ALL_FAMILIES`
+adds bow, punch, throw, hop, crawl, climb, jog and sprint.
 Conventions: Y-up, metres, 20 fps, the body faces +Z at rest with its left on +X; heading is a yaw about +Y,
 positive = a turn to the left (counter-clockwise seen from above).
 """
 
+from .actions import ALL_FAMILIES, DEFAULT_FAMILIES
 from .dataset import SyntheticClip, generate_synthetic_set, make_clip, write_humanml3d_layout
 
-__all__ = ["SyntheticClip", "generate_synthetic_set", "make_clip", "write_humanml3d_layout"]
+__all__ = [
+    "ALL_FAMILIES",
+    "DEFAULT_FAMILIES",
+    "SyntheticClip",
+    "generate_synthetic_set",
+    "make_clip",
+    "write_humanml3d_layout",
+]

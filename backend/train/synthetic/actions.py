@@ -863,14 +863,14 @@ def crawl(rng, body, state, max_frames) -> Segment | None:
     # Knees forward in turn (diagonal gait: the left knee with the right hand), each toe dragged on a low arc.
     for f in (0, 1):
         phase = 0.0 if f == 0 else 0.5
-        moved = np.zeros(frames)
+        moved, lift = np.zeros(frames), np.zeros(frames)
         for c in range(cycles):
             a = t_crawl + (c + phase) * cycle
-            moved += stride * smoothstep((t - a) / (0.45 * cycle))
-            swing = (t > a) & (t < a + 0.45 * cycle)
-            tracks.planted[swing, f] = False
+            u = np.clip((t - a) / (0.45 * cycle), 0.0, 1.0)
+            moved += stride * smoothstep((u - 0.1) / 0.75)  # lifts first, sets down after arriving
+            lift += 0.05 * np.sqrt(np.sin(np.pi * u))
+            tracks.planted[(u > 0) & (u < 1), f] = False
         toe = toes0[f] + moved[:, None] * forward
-        lift = 0.03 * np.abs(np.gradient(moved)) * FPS / max(stride / (0.45 * cycle), 1e-6)
         pitch = KNEEL_PITCH * smoothstep(kneeling / 0.8)
         tracks.foot_pitch[:, f] = pitch
         tracks.ankles[:, f] = toe - foot_vectors(body, np.repeat(yaw[None], frames, 0), np.stack([pitch] * 2, -1))[:, f]
