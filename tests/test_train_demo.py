@@ -45,3 +45,46 @@ def test_train_demo_without_arguments_reads_the_bundled_clips(tiny_recipe, tmp_p
 def test_train_demo_names_a_missing_clip_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train-demo", "--cmu", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "nowhere: no descriptions.tsv" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_candidate(tiny_recipe, monkeypatch: pytest.MonkeyPatch) -> tuple[demo.DemoStage, ...]:
+    """The candidate recipe's stages at a few steps each (its data: 60 synthetic clips of every family)."""
+    stages = tuple(dataclasses.replace(stage, steps=2) for stage in demo.CANDIDATE_STAGES)
+    monkeypatch.setattr(demo, "CANDIDATE_STAGES", stages)
+    real_replace = dataclasses.replace
+
+    def with_more_clips(recipe, **changes):  # enough clips for every extra family to show up
+        return real_replace(recipe, **changes, synthetic_clips=60)
+
+    monkeypatch.setattr(demo, "replace", with_more_clips)
+    return stages
+
+
+def test_the_candidate_recipe_trains_every_family_and_keeps_its_data_apart(
+    tiny_candidate, tmp_path: Path, one_thread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backend.eval.paraphrase.caption_family import caption_families
+
+    shipped = demo.demo_recipe("shipped")
+    assert shipped.families == "default" and [s.folder for s in shipped.stages] == [
+        "stage_vae", "stage_1", "stage_2", "stage_2_more"
+    ]  # fmt: skip
+    out = tmp_path / "candidate"
+    assert main(["train-demo", "--recipe", "candidate", "--out", str(out), "--no-install"]) == 0
+    for stage in tiny_candidate:
+        assert (out / stage.folder / "model.safetensors").is_file(), stage.folder
+    data = out / "data"
+    named: set[str] = set()
+    for name in (data / "train.txt").read_text().split():
+        if not name.startswith("cmu_"):
+            for line in (data / "texts" / f"{name}.txt").read_text().splitlines():
+                named.update(caption_families(line.split("#")[0]))
+    # the captions an independent reader (the suite's caption classifier) finds in the candidate's synthetic data
+    assert {"bow", "punch", "throw", "hop", "crawl", "climb"} <= named, sorted(named)
+    assert json.loads((data / demo.DATA_RECIPE).read_text())["families"] == "all"
+    # the shipped recipe refuses that data folder instead of training on the wrong clips
+    capsys.readouterr()
+    assert main(["train-demo", "--out", str(out), "--no-install"]) == 2
+    error = capsys.readouterr().err
+    assert "'families': 'all'" in error and "use another --out" in error
