@@ -146,6 +146,49 @@ def walk(rng, body, state, max_frames, direction: str = "forward", pace: str = "
     return _locomote(rng, body, state, max_frames, gait, (low, low + 8), label)
 
 
+@dataclass(frozen=True)
+class RunStyle:
+    """A running gait's ranges (drawn uniformly per clip) and fixed values."""
+
+    cadence: tuple[float, float]  # steps per second
+    swing: tuple[float, float]
+    step_height: tuple[float, float]  # m
+    heel_lift: tuple[float, float]
+    bob: float
+    sway: float
+    crouch: float
+    lean: tuple[float, float]  # rad
+    arm_gain: tuple[float, float]
+    elbow: tuple[float, float]  # rad
+    width: float
+
+
+RUN_STYLE = RunStyle((2.6, 3.0), (1.25, 1.35), (0.12, 0.18), (0.5, 0.7), -0.025, 0.01, 0.04, (0.12, 0.25), (0.6, 0.8),
+                     (1.1, 1.4), 0.45)  # fmt: skip
+SPRINT_STYLE = RunStyle((3.3, 3.8), (1.35, 1.45), (0.2, 0.28), (0.6, 0.8), -0.03, 0.005, 0.06, (0.3, 0.4), (0.8, 1.0),
+                        (1.3, 1.5), 0.35)  # longer strides, more lean and arm drive  # fmt: skip
+
+
+def _running_gait(rng: np.random.Generator, speed: float, style: RunStyle) -> Gait:
+    """A Gait at `speed` with the style's ranges drawn in a fixed order (cadence, swing, step height, heel lift,
+    lean, arm gain, elbow, first foot): the default set's random stream depends on it."""
+    return Gait(
+        speed=speed,
+        cadence=rng.uniform(*style.cadence),
+        swing=rng.uniform(*style.swing),
+        step_height=rng.uniform(*style.step_height),
+        heel_lift=rng.uniform(*style.heel_lift),
+        bob=style.bob,
+        sway=style.sway,
+        crouch=style.crouch,
+        lean=rng.uniform(*style.lean),
+        arm_gain=rng.uniform(*style.arm_gain),
+        elbow=rng.uniform(*style.elbow),
+        width=style.width,
+        first_foot=int(rng.integers(2)),
+    )
+
+
 def run(rng, body, state, max_frames, pace: str | None = None) -> Segment | None:
     """Run (or jog) forward with a flight phase, from standing to standing.
 
@@ -155,21 +198,7 @@ def run(rng, body, state, max_frames, pace: str | None = None) -> Segment | None
     if pace == "sprint":
         return _sprint(rng, body, state, max_frames)
     speed = rng.uniform(2.0, 2.6) if pace == "jog" else rng.uniform(2.1, 3.0)
-    gait = Gait(
-        speed=speed,
-        cadence=rng.uniform(2.6, 3.0),
-        swing=rng.uniform(1.25, 1.35),
-        step_height=rng.uniform(0.12, 0.18),
-        heel_lift=rng.uniform(0.5, 0.7),
-        bob=-0.025,
-        sway=0.01,
-        crouch=0.04,
-        lean=rng.uniform(0.12, 0.25),
-        arm_gain=rng.uniform(0.6, 0.8),
-        elbow=rng.uniform(1.1, 1.4),
-        width=0.45,
-        first_foot=int(rng.integers(2)),
-    )
+    gait = _running_gait(rng, speed, RUN_STYLE)
     low = _min_steps(gait)
     label = {"action": "run", "direction": "forward", "pace": "jog" if speed < 2.7 else "run", "speed": round(speed, 3)}
     if pace == "jog":  # enough steps at full pace that the jog's median speed is the jogging speed
@@ -180,21 +209,7 @@ def run(rng, body, state, max_frames, pace: str | None = None) -> Segment | None
 def _sprint(rng, body, state, max_frames) -> Segment | None:
     """Sprint forward: 4.8–6.0 m/s, long flights, strong lean and arm drive."""
     speed = rng.uniform(4.8, 6.0)
-    gait = Gait(
-        speed=speed,
-        cadence=rng.uniform(3.3, 3.8),
-        swing=rng.uniform(1.35, 1.45),
-        step_height=rng.uniform(0.2, 0.28),
-        heel_lift=rng.uniform(0.6, 0.8),
-        bob=-0.03,
-        sway=0.005,
-        crouch=0.06,
-        lean=rng.uniform(0.3, 0.4),
-        arm_gain=rng.uniform(0.8, 1.0),
-        elbow=rng.uniform(1.3, 1.5),
-        width=0.35,
-        first_foot=int(rng.integers(2)),
-    )
+    gait = _running_gait(rng, speed, SPRINT_STYLE)
     low = _min_steps(gait) + 6
     label = {"action": "run", "direction": "forward", "pace": "sprint", "speed": round(speed, 3)}
     return _locomote(rng, body, state, max_frames, gait, (low, low + 8), label)
