@@ -370,6 +370,19 @@ def wave(rng, body, state, max_frames, hand: str = "right") -> Segment | None:
     return Segment(tracks, end_state(tracks), {"action": "wave", "hand": hand, "waves": waves})
 
 
+def _held_pose(
+    body: Body, state: State, max_frames: int, seconds: tuple[float, float, float, float, float]
+) -> tuple[Tracks, np.ndarray] | None:
+    """Standing tracks for (wait, move in, hold, move out, rest) seconds and the pose's weight over them [T]:
+    0, eased to 1, held, eased back to 0; None when that is longer than max_frames."""
+    start, move_in, hold, move_out, rest = seconds
+    frames = _seconds_to_frames(start + move_in + hold + move_out + rest)
+    if frames > max_frames:
+        return None
+    knots = [0.0, start, start + move_in, start + move_in + hold, start + move_in + hold + move_out]
+    return still_tracks(body, state, frames), hermite(frame_times(frames), knots, [0, 0, 1, 1, 0])
+
+
 def raise_arms(rng, body, state, max_frames, hand: str = "both", style: str = "up") -> Segment | None:
     """Raise one or both arms forward, straight up or out to the side, hold, and lower them."""
     start, up_s, hold, down_s = (
@@ -378,12 +391,10 @@ def raise_arms(rng, body, state, max_frames, hand: str = "both", style: str = "u
         rng.uniform(0.4, 1.8),
         rng.uniform(0.5, 0.9),
     )
-    frames = _seconds_to_frames(start + up_s + hold + down_s + rng.uniform(0.1, 0.4))
-    if frames > max_frames:
+    posed = _held_pose(body, state, max_frames, (start, up_s, hold, down_s, rng.uniform(0.1, 0.4)))
+    if posed is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
-    held = hermite(t, [0.0, start, start + up_s, start + up_s + hold, start + up_s + hold + down_s], [0, 0, 1, 1, 0])
+    tracks, held = posed
     for side in _arm_side(hand):
         if style == "forward":
             tracks.arms[:, side, 0] = rng.uniform(1.35, 1.65) * held
@@ -658,12 +669,10 @@ def bow(rng, body, state, max_frames, depth: str | None = None) -> Segment | Non
     low, high = {"slight": (30.0, 40.0), "deep": (55.0, 70.0)}.get(depth or "", (30.0, 70.0))
     degrees = rng.uniform(low, high)
     start, down, hold, up = rng.uniform(0.1, 0.3), rng.uniform(0.6, 1.0), rng.uniform(0.3, 1.0), rng.uniform(0.6, 1.0)
-    frames = _seconds_to_frames(start + down + hold + up + rng.uniform(0.4, 0.7))
-    if frames > max_frames:
+    posed = _held_pose(body, state, max_frames, (start, down, hold, up, rng.uniform(0.4, 0.7)))
+    if posed is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
-    held = hermite(t, [0.0, start, start + down, start + down + hold, start + down + hold + up], [0, 0, 1, 1, 0])
+    tracks, held = posed
     a = math.radians(degrees)
     forward, _ = heading_vectors(tracks.heading)
     tracks.pelvis[:, 0] = 0.55 * a * held  # most of a bow is hip flexion
