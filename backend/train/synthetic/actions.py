@@ -376,11 +376,20 @@ def _held_pose(
     """Standing tracks for (wait, move in, hold, move out, rest) seconds and the pose's weight over them [T]:
     0, eased to 1, held, eased back to 0; None when that is longer than max_frames."""
     start, move_in, hold, move_out, rest = seconds
-    frames = _seconds_to_frames(start + move_in + hold + move_out + rest)
+    standing = _standing(body, state, max_frames, start + move_in + hold + move_out + rest)
+    if standing is None:
+        return None
+    tracks, t = standing
+    knots = [0.0, start, start + move_in, start + move_in + hold, start + move_in + hold + move_out]
+    return tracks, hermite(t, knots, [0, 0, 1, 1, 0])
+
+
+def _standing(body: Body, state: State, max_frames: int, seconds: float) -> tuple[Tracks, np.ndarray] | None:
+    """Standing tracks of `seconds` and their frame times [T] (s); None when longer than max_frames."""
+    frames = _seconds_to_frames(seconds)
     if frames > max_frames:
         return None
-    knots = [0.0, start, start + move_in, start + move_in + hold, start + move_in + hold + move_out]
-    return still_tracks(body, state, frames), hermite(frame_times(frames), knots, [0, 0, 1, 1, 0])
+    return still_tracks(body, state, frames), frame_times(frames)
 
 
 def raise_arms(rng, body, state, max_frames, hand: str = "both", style: str = "up") -> Segment | None:
@@ -701,11 +710,10 @@ def punch(rng, body, state, max_frames, hand: str = "right") -> Segment | None:
         keys_by_side[side].append((t_now, t_now + out, t_now + out + back))
         t_now += out + rng.uniform(0.03, 0.1) + back + rng.uniform(0.05, 0.3)
     t_end_guard = t_now + rng.uniform(0.4, 0.6)
-    frames = _seconds_to_frames(t_end_guard + rng.uniform(0.2, 0.4))
-    if frames > max_frames:
+    standing = _standing(body, state, max_frames, t_end_guard + rng.uniform(0.2, 0.4))
+    if standing is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
+    tracks, t = standing
     guard = hermite(t, [0.0, t_guard - 0.45, t_guard, t_now, t_end_guard], [0, 0, 1, 1, 0])
     tracks.arms[:] = np.array(GUARD) * guard[:, None, None]
     height = rng.uniform(1.4, 1.6)  # shoulder flexion at full extension (about shoulder height)
@@ -737,11 +745,10 @@ def throw(rng, body, state, max_frames, hand: str = "right", step: bool | None =
     t_release = t_cock + rng.uniform(0.14, 0.18)
     t_follow = t_release + rng.uniform(0.2, 0.3)
     t_back = t_follow + rng.uniform(0.5, 0.8)
-    frames = _seconds_to_frames(t_back + rng.uniform(0.3, 0.5))
-    if frames > max_frames:
+    standing = _standing(body, state, max_frames, t_back + rng.uniform(0.3, 0.5))
+    if standing is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
+    tracks, t = standing
     keys = [0.0, t0, t_wind, t_cock, t_release, t_follow, t_back]
     #  flexion, abduction, twist, elbow of the throwing arm through the keys
     arm = hermite(
