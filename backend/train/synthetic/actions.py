@@ -428,11 +428,10 @@ def kick(rng, body, state, max_frames, side: str = "right") -> Segment | None:
     t_down = round((t_back + rng.uniform(0.35, 0.45)) * FPS) / FPS  # touch-down on a whole frame
     t_over = t_down - 0.15
     end = t_down + rng.uniform(0.5, 0.8)
-    frames = _seconds_to_frames(end)
-    if frames > max_frames:
+    standing = _standing(body, state, max_frames, end)
+    if standing is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
+    tracks, t = standing
     reach, height = rng.uniform(0.45, 0.7), rng.uniform(0.3, 0.7)
     # (forward, up) of the ankle relative to its footprint; the touch-down comes straight down at 0.6 m/s.
     keys = [0.0, t_lift, t_wind, t_hit, t_back, t_over, t_down]
@@ -797,11 +796,10 @@ def hop(rng, body, state, max_frames, side: str = "left", direction: str = "in_p
     t_rise = t_abs + rng.uniform(0.25, 0.35)
     t_down = t_rise + rng.uniform(0.15, 0.25)
     end = t_down + rng.uniform(0.25, 0.4)
-    frames = _seconds_to_frames(end)
-    if frames > max_frames:
+    standing = _standing(body, state, max_frames, end)
+    if standing is None:
         return None
-    tracks = still_tracks(body, state, frames)
-    t = frame_times(frames)
+    tracks, t = standing
     stand = state.root[1]
     # Pelvis height: crouch before each take-off, ballistic flights, absorb each landing.
     keys, heights, slopes = [0.0, t0, t_shift], [stand, stand, stand], [0.0, 0.0, 0.0]
@@ -825,7 +823,7 @@ def hop(rng, body, state, max_frames, side: str = "left", direction: str = "in_p
     towards_stance = (state.ankles[f] - state.root) * np.array([1.0, 0.0, 1.0])
     tracks.root += 0.8 * weight[:, None] * towards_stance + along[:, None] * forward
     # Stance foot: planted between hops, flies with the pelvis (toes pointing down a little).
-    index = np.arange(frames)
+    index = np.arange(len(t))
     for k in range(count):
         to_f, land_f = round(t_to[k] * FPS), round(t_land[k] * FPS)
         mid_next = t_land[k] + 0.5 * stance_frames / FPS if k < count - 1 else t_abs
