@@ -338,6 +338,12 @@ def _hand_words(rng, hand: str, kind: str = "hand") -> str:
     return _pick(rng, (f"{{pos}} {hand} {kind}", f"the {hand} {kind}", f"{{pos}} {hand} {kind}"))
 
 
+def _limb_words(rng, side: str, limb: str, other_word: str) -> str:
+    """One side's limb in one of four wordings: "{pos} left leg", "the left leg", "{pos} left foot", "the left foot"."""
+    words = (f"{{pos}} {side} {limb}", f"the {side} {limb}", f"{{pos}} {side} {other_word}", f"the {side} {other_word}")
+    return _pick(rng, words)
+
+
 def _wave(rng, label: dict) -> list[Phrase]:
     hand = label["hand"]
     words, arm = _hand_words(rng, hand), _hand_words(rng, hand, "arm")
@@ -388,7 +394,7 @@ def _raise(rng, label: dict) -> list[Phrase]:
 
 def _kick(rng, label: dict) -> list[Phrase]:
     side = label["side"]
-    leg = _pick(rng, (f"{{pos}} {side} leg", f"the {side} leg", f"{{pos}} {side} foot", f"the {side} foot"))
+    leg = _limb_words(rng, side, "leg", "foot")
     return [
         (("kick", f"with {leg}"),),
         (("kick", f"forward with {leg}"),),
@@ -456,7 +462,7 @@ def _punch(rng, label: dict) -> list[Phrase]:
             (("punch", "the air with both hands"),),
             (("throw", "punches with both fists"),),
         ]
-    fist = _pick(rng, (f"{{pos}} {hand} fist", f"the {hand} fist", f"{{pos}} {hand} hand", f"the {hand} hand"))
+    fist = _limb_words(rng, hand, "fist", "hand")
     several = {1: "a punch", 2: "two punches", 3: "three punches"}[count]
     return [
         (("punch", f"with {fist}"),),
@@ -472,7 +478,7 @@ def _punch(rng, label: dict) -> list[Phrase]:
 
 def _throw(rng, label: dict) -> list[Phrase]:
     hand = label["hand"]
-    arm = _pick(rng, (f"{{pos}} {hand} arm", f"the {hand} arm", f"{{pos}} {hand} hand", f"the {hand} hand"))
+    arm = _limb_words(rng, hand, "arm", "hand")
     thing = _pick(rng, ("a ball", "something", "a stone", "an object", "a rock"))
     out = [
         (("throw", f"{thing} overhand with {arm}"),),
@@ -492,7 +498,7 @@ def _throw(rng, label: dict) -> list[Phrase]:
 def _hop(rng, label: dict) -> list[Phrase]:
     side, count = label["side"], label["count"]
     other = "right" if side == "left" else "left"
-    foot = _pick(rng, (f"{{pos}} {side} foot", f"the {side} foot", f"{{pos}} {side} leg", f"the {side} leg"))
+    foot = _limb_words(rng, side, "foot", "leg")
     if label["direction"] == "forward":
         d = _pick(rng, ("forward", "ahead", "forwards"))
         return [
