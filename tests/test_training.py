@@ -249,6 +249,22 @@ def test_collated_labels_start_at_the_answer_when_prompts_are_masked(data_root):
     assert (plain.labels[:, 0] != IGNORE).all()  # prompt tokens count by default (upstream)
 
 
+def test_the_caption_stage_trains_only_captions_on_their_own_tokens(data_root):
+    stage = get_stage("2c")
+    assert stage.mask_prompt and stage.text_weight > 0 and stage.trains == "motion"
+    dataset = MotionTextDataset(data_root, "train", load_templates(list(stage.templates)), seed=1)
+    samples = [dataset[(0, i)] for i in range(4)]
+    assert {s.kind for s in samples} == {"m2t"}
+    batch = Collate(mask_prompt=stage.mask_prompt)(samples)
+    tokenizer = load_tokenizer()
+    for row, sample in enumerate(samples):
+        assert sample.prompt.startswith("Generate text:")
+        # what the loss sees is exactly the sample's caption (then EOS), never the instruction
+        kept = [int(t) for t in batch.labels[row] if t != IGNORE]
+        assert kept[-1] == tokenizer.eos_token_id
+        assert tokenizer.decode(kept[:-1]).strip() == sample.answer.strip() == sample.caption.strip()
+
+
 # ----------------------------------------------------------------------------------------------- stages
 
 

@@ -112,6 +112,13 @@ STAGES: dict[str, Stage] = {
         templates=("pretrain.json", "instructions.json"),
         groups=(ParamGroup("all", _ALL, 8e-5),),
     ),
+    "2c": replace(
+        _ALIGN,
+        name="2c",
+        description="caption alignment: motion -> text on the plain prompt, loss on the caption tokens only",
+        templates=("m2t.json",),
+        mask_prompt=True,
+    ),
     "3": replace(
         _ALIGN,
         name="3",
