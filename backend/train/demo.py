@@ -248,8 +248,8 @@ def add_train_demo_command(commands: argparse._SubParsersAction) -> None:
         "--recipe",
         choices=RECIPE_NAMES,
         default="shipped",
-        help="shipped: reproduce the embedded model; candidate: the next model's recipe (all action families, "
-        "a root-weighted VAE cycle, a longer stage 1; not yet measured to the end)",
+        help="shipped: reproduce the embedded model; candidate: the same stages on the synthetic set with every "
+        "action family (bow, punch, throw, hop, crawl, climb, jog, sprint; not yet trained to the end)",
     )
     parser.add_argument("--no-install", action="store_true", help="do not copy the result over the embedded model")
     parser.set_defaults(run=cmd_train_demo)
