@@ -16,8 +16,10 @@ from shared.motion.shot_math import (
     jerk,
     path_positions,
     peak_jerk_near,
+    pelvis_speed,
     polyline_distance,
     root_path,
+    sliding_per_speed,
     smooth_joins,
     waypoint_window,
 )
@@ -128,6 +130,20 @@ def test_foot_sliding_averages_the_speed_of_planted_feet_only():
     features[:10, 261] = 1.0  # right ankle planted for 10 steps, standing still
     assert foot_sliding(features, joints) == pytest.approx((20 * 0.5 + 10 * 0.0) / 30)
     assert foot_sliding(np.zeros((frames, 263)), joints) == 0.0
+
+
+def test_sliding_per_speed_is_the_planted_feet_speed_over_the_pelvis_speed():
+    frames = 21
+    features = np.zeros((frames, 263))
+    features[:, 2] = 0.05  # the pelvis walks straight ahead at 0.05 m per frame: 1 m/s at 20 fps
+    joints = np.zeros((frames, 22, 3))
+    joints[:, 7, 2] = 0.025 * np.arange(frames)  # the planted left ankle glides at 0.5 m/s
+    features[:, 259] = 1.0
+    assert pelvis_speed(features) == pytest.approx(1.0)
+    assert sliding_per_speed(features, joints) == pytest.approx(0.5)
+    features[:, 1] = 0.05  # sideways too: 0.05 * sqrt(2) m per frame
+    assert sliding_per_speed(features, joints) == pytest.approx(0.5 / np.sqrt(2))
+    assert sliding_per_speed(np.zeros((frames, 263)), joints) == 0.0  # a motion that does not travel
 
 
 def test_jerk_of_a_cubic_is_six_times_its_coefficient():

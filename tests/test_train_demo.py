@@ -50,15 +50,13 @@ def test_train_demo_names_a_missing_clip_folder(tmp_path: Path, capsys: pytest.C
 @pytest.fixture
 def tiny_candidate(tiny_recipe, monkeypatch: pytest.MonkeyPatch) -> tuple[demo.DemoStage, ...]:
     """The candidate recipe's stages at a few steps each (its data: 60 synthetic clips of every family)."""
-    stages = tuple(dataclasses.replace(stage, steps=2) for stage in demo.CANDIDATE_STAGES)
-    monkeypatch.setattr(demo, "CANDIDATE_STAGES", stages)
     real_replace = dataclasses.replace
 
     def with_more_clips(recipe, **changes):  # enough clips for every extra family to show up
         return real_replace(recipe, **changes, synthetic_clips=60)
 
     monkeypatch.setattr(demo, "replace", with_more_clips)
-    return stages
+    return demo.DemoRecipe().stages
 
 
 def test_the_candidate_recipe_trains_every_family_and_keeps_its_data_apart(
@@ -68,8 +66,9 @@ def test_the_candidate_recipe_trains_every_family_and_keeps_its_data_apart(
 
     shipped = demo.demo_recipe("shipped")
     assert shipped.families == "default" and [s.folder for s in shipped.stages] == [
-        "stage_vae", "stage_1", "stage_2", "stage_2_more"
+        "stage_vae", "stage_vae_root", "stage_1", "stage_1_more", "stage_1_long", "stage_2", "stage_2_more"
     ]  # fmt: skip
+    assert demo.demo_recipe("candidate").stages == shipped.stages
     out = tmp_path / "candidate"
     assert main(["train-demo", "--recipe", "candidate", "--out", str(out), "--no-install"]) == 0
     for stage in tiny_candidate:

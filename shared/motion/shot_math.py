@@ -71,6 +71,21 @@ def foot_sliding(features: np.ndarray, joints: np.ndarray | None = None, fps: fl
     return float(speed[contacts].mean()) if contacts.any() else 0.0
 
 
+def pelvis_speed(features: np.ndarray, fps: float = FPS) -> float:
+    """Mean horizontal speed (m/s) of the pelvis over the clip's frame steps (its floor path length / duration)."""
+    path, _ = root_path(features)
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)  # (T-1,) metres per frame
+    return float(steps.mean() * fps) if len(steps) else 0.0
+
+
+def sliding_per_speed(features: np.ndarray, joints: np.ndarray | None = None, fps: float = FPS) -> float:
+    """Foot sliding on contact frames (m/s) per m/s of pelvis speed: 0 for feet that stay put where planted, 1 for
+    feet that glide along with the body. Unlike `foot_sliding` it does not rise just because a motion travels faster
+    (a shot steered to another pace than its unconstrained twin). 0 for a motion that does not travel."""
+    speed = pelvis_speed(features, fps)
+    return foot_sliding(features, joints, fps) / speed if speed > 1e-6 else 0.0
+
+
 def jerk(joints: np.ndarray, fps: float = FPS) -> np.ndarray:
     """(T, 22, 3) positions -> (T-3,) the largest joint jerk magnitude (m/s^3) of each third difference, which spans
     frames t..t+3."""
