@@ -265,6 +265,23 @@ def test_the_caption_stage_trains_only_captions_on_their_own_tokens(data_root):
         assert tokenizer.decode(kept[:-1]).strip() == sample.answer.strip() == sample.caption.strip()
 
 
+def test_the_joint_stage_alternates_motions_and_captions_with_the_instruction_masked(data_root):
+    stage = get_stage("2d")
+    assert stage.mask_prompt and stage.text_weight > 0 and stage.diff_weight > 0 and stage.trains == "motion"
+    dataset = MotionTextDataset(data_root, "train", load_templates(list(stage.templates)), seed=1)
+    samples = [dataset[(0, i)] for i in range(len(dataset))]
+    kinds = [s.kind for s in samples]
+    assert kinds.count("t2m") == kinds.count("m2t") > 0  # every clip once as each
+    batch = Collate(mask_prompt=stage.mask_prompt)(samples)
+    tokenizer = load_tokenizer()
+    for row, sample in enumerate(samples):
+        kept = [int(t) for t in batch.labels[row] if t != IGNORE]
+        if sample.kind == "m2t":  # the caption and EOS, never "Generate text: ..."
+            assert tokenizer.decode(kept[:-1]).strip() == sample.caption.strip() and kept[-1] == EOS_ID
+        else:  # text -> motion: the caption is the prompt, so no caption token reaches the text loss
+            assert kept[-2:] == [SOM_ID, EOS_ID] and len(kept) <= 3, tokenizer.decode(kept)
+
+
 # ----------------------------------------------------------------------------------------------- stages
 
 

@@ -72,7 +72,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
         ),
     )
     # Stage names are checked by `stages.get_stage` (importing it here would load torch for every command).
-    train.add_argument("--stage", required=True, help="which stage to train: vae, 1, 2, 2b, 2c (captions only) or 3")
+    stages_help = "which stage to train: vae, 1, 2, 2b, 2c (captions), 2d (text -> motion + captions) or 3"
+    train.add_argument("--stage", required=True, help=stages_help)
     train.add_argument("--data", type=Path, required=True, help="HumanML3D-layout folder (new_joint_vecs, texts, ...)")
     train.add_argument("--preset", choices=["demo", "official", "tiny"], default=None, help="model size (default demo)")
     train.add_argument(

@@ -2,8 +2,9 @@
 
 Chain: `vae` (optional: train the motion VAE) -> `1` (text-to-motion, motion branch only) -> `2` (align t2m, m2t,
 prediction, in-betweening on the plain prompts) -> `2b` (optional: instruction paraphrases and length prompts)
--> `3` (joint fine-tuning, text branch too, plus text-to-text). Each stage starts from the previous stage's
-`model.safetensors` (`--init`, strict).
+-> `3` (joint fine-tuning, text branch too, plus text-to-text). `2c` (captions alone) and `2d` (text-to-motion and
+captions alternating) follow `2` with the instruction masked out of the caption loss. Each stage starts from the
+previous stage's `model.safetensors` (`--init`, strict).
 
 Schedule (decided here, upstream's is accidental, §10 #12): per optimizer step, a linear warm-up over
 `warmup_fraction` of the run, then cosine decay from each group's learning rate to `min_lr_ratio` × it at the
@@ -117,6 +118,13 @@ STAGES: dict[str, Stage] = {
         name="2c",
         description="caption alignment: motion -> text on the plain prompt, loss on the caption tokens only",
         templates=("m2t.json",),
+        mask_prompt=True,
+    ),
+    "2d": replace(
+        _ALIGN,
+        name="2d",
+        description="text-to-motion and captions together, the caption loss on the caption tokens only",
+        templates=("t2m.json", "m2t.json"),
         mask_prompt=True,
     ),
     "3": replace(
