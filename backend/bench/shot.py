@@ -37,8 +37,8 @@ GOALS = {
 WALK, WAVE = "a person walks forward", "a person waves the right hand"
 
 # The scenarios. Positions are metres in the shot's frame (start at the origin facing +Z, +X its left). The waypoints
-# ask for 0.55-0.6 m/s; the embedded model walks these segments at 0.45-0.55 m/s unconstrained (the 4-stage one at
-# 0.6-0.7 m/s), which is why `natural` exists.
+# ask for 0.55-0.6 m/s; demo models walk these segments at 0.45-0.7 m/s unconstrained, and their feet glide at that
+# pace, which is why `natural` exists.
 SCENARIOS: dict[str, dict[str, Any]] = {
     "waypoints": {  # the end-to-end test's shot: 3 segments, 25 s, two waypoints
         "segments": [{"text": WALK, "seconds": 10}, {"text": WAVE, "seconds": 5}, {"text": WALK, "seconds": 10}],
