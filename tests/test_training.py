@@ -265,20 +265,24 @@ def test_the_caption_stage_trains_only_captions_on_their_own_tokens(data_root):
         assert tokenizer.decode(kept[:-1]).strip() == sample.answer.strip() == sample.caption.strip()
 
 
-def test_the_joint_stage_alternates_motions_and_captions_with_the_instruction_masked(data_root):
-    stage = get_stage("2d")
+@pytest.mark.parametrize(
+    ("name", "kinds_wanted"), [("2d", {"t2m", "m2t"}), ("2e", {"t2m", "m2t", "predict", "inbetween"})]
+)
+def test_the_joint_stages_mix_tasks_with_the_instruction_masked(data_root, name, kinds_wanted):
+    stage = get_stage(name)
     assert stage.mask_prompt and stage.text_weight > 0 and stage.diff_weight > 0 and stage.trains == "motion"
     dataset = MotionTextDataset(data_root, "train", load_templates(list(stage.templates)), seed=1)
     samples = [dataset[(0, i)] for i in range(len(dataset))]
     kinds = [s.kind for s in samples]
-    assert kinds.count("t2m") == kinds.count("m2t") > 0  # every clip once as each
+    assert set(kinds) == kinds_wanted
+    assert len({kinds.count(k) for k in kinds_wanted}) == 1 and kinds.count("m2t") > 0  # every clip once as each
     batch = Collate(mask_prompt=stage.mask_prompt)(samples)
     tokenizer = load_tokenizer()
     for row, sample in enumerate(samples):
         kept = [int(t) for t in batch.labels[row] if t != IGNORE]
         if sample.kind == "m2t":  # the caption and EOS, never "Generate text: ..."
             assert tokenizer.decode(kept[:-1]).strip() == sample.caption.strip() and kept[-1] == EOS_ID
-        else:  # text -> motion: the caption is the prompt, so no caption token reaches the text loss
+        else:  # motion answers: the caption or instruction is the prompt, so no prompt token reaches the text loss
             assert kept[-2:] == [SOM_ID, EOS_ID] and len(kept) <= 3, tokenizer.decode(kept)
 
 
@@ -304,6 +308,70 @@ def test_learning_rate_groups_and_schedule():
     assert [STAGES[s].groups[-1].lr for s in ("2", "2b", "3")] == [1e-4, 8e-5, 1e-5]
     assert (STAGES["1"].text_weight, STAGES["1"].diff_weight) == (0.0, 1.0)
     assert (STAGES["2"].text_weight, STAGES["2"].diff_weight) == (1.0, 0.5)
+
+
+def test_optimizer_update_matches_the_reference_adamw():
+    """The (fused) optimizer `build_optimizer` returns takes the same steps as torch's per-tensor AdamW loop."""
+    from backend.model.config import tiny_config
+
+    model = build_model(tiny_config(), None, "random")
+    stage = get_stage("2")
+    configure_trainable(model, stage)
+    reference = build_model(tiny_config(), None, "random")
+    reference.load_state_dict(model.state_dict())
+    configure_trainable(reference, stage)
+    ours = build_optimizer(model, stage)
+    theirs = torch.optim.AdamW(
+        [p for p in reference.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0,
+        foreach=False,
+    )
+    assert ours.defaults["fused"]
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        for mine, ref in zip(model.parameters(), reference.parameters(), strict=True):
+            if mine.requires_grad:
+                grad = torch.randn(mine.shape, generator=generator)
+                mine.grad, ref.grad = grad.clone(), grad.clone()
+        ours.step()
+        theirs.step()
+    for (name, mine), ref in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-7, msg=name)
+    moved = max(float((p.detach() - initial[n]).abs().max()) for n, p in model.named_parameters() if p.requires_grad)
+    assert moved > 1e-4  # the steps did move the weights (3 Adam steps of lr 1e-4 each)
+
+
+def test_posterior_mean_cache_serves_each_motions_own_latent(data_root, tmp_path, monkeypatch):
+    """Cached latents equal each motion encoded alone; a repeated motion is not encoded again; the stage's losses
+    are the same with and without the cache."""
+    from backend.train import step as step_module
+
+    trainer = Trainer(_config(data_root, tmp_path, "2", posterior_mean_latents=True))
+    model, cache = trainer.model, step_module.PosteriorMeanCache()
+    clip = trainer.dataset.features(trainer.dataset.clips[0])
+    motions = [clip[:40], clip[10:90], clip[:40], clip[:41]]  # a repeat, and a crop one frame longer
+    latents = cache.encode(model, motions)
+    alone = torch.cat([step_module.encode_motions(model, [m], None, sample=False) for m in motions])
+    torch.testing.assert_close(latents, alone, rtol=1e-5, atol=1e-5)
+    assert len(cache) == 3 and not torch.equal(latents[0], latents[3])
+    calls: list[int] = []
+    original = step_module.encode_motions
+
+    def counted(model_: object, clips: list, *args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(len(clips))
+        return original(model_, clips, *args, **kwargs)
+
+    monkeypatch.setattr(step_module, "encode_motions", counted)
+    cache.encode(model, [clip[10:90], clip[:40]])
+    assert calls == []  # both seen before
+
+    trainer.objective.eval()
+    batch = trainer.collate([trainer.dataset[(0, i)] for i in range(4)])
+    with torch.no_grad():
+        fresh = step_module.lm_losses(model, batch, trainer.stage, torch.Generator().manual_seed(0))
+        cached = step_module.lm_losses(model, batch, trainer.stage, torch.Generator().manual_seed(0), cache)
+    assert calls  # the batch's motions were new to the cache
+    torch.testing.assert_close(cached["loss"], fresh["loss"], rtol=1e-5, atol=1e-6)
 
 
 def _evaluate(trainer: Trainer, batches: list, seed: int = 0) -> float:

@@ -111,6 +111,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
         scenarios = [s for s in args.scenarios.split(",") if s]
         run_shot_benchmark(args.checkpoint, args.device, seeds, scenarios, args.json)
         return
+    if args.suite == "train":
+        from backend.bench.train import run_train_benchmark
+        from backend.model.cpu_threads import configure_threads
+
+        configure_threads(args.threads)
+        run_train_benchmark(args.checkpoint, min(args.repeats, 30), args.json)
+        return
     if args.suite == "motion":
         run_motion_benchmark(frames=args.frames, repeats=args.repeats)
     elif args.suite == "server":
@@ -173,13 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_demo_command(commands)
 
     bench = commands.add_parser("bench", help="benchmarks (prints numbers)")
-    bench.add_argument("suite", choices=["motion", "model", "server", "shot"], help="which benchmark")
+    bench.add_argument("suite", choices=["motion", "model", "server", "shot", "train"], help="which benchmark")
     bench.add_argument(
         "--preset", default="official", help="`bench model`: preset(s), comma-separated (official, demo, tiny) or all"
     )
     bench.add_argument("--device", default="auto", help="device for `bench model`")
     bench.add_argument("--frames", type=int, default=196)
-    bench.add_argument("--repeats", type=int, default=200, help="runs to take the median of (model: at most 5)")
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=200,
+        help="runs to take the median of (model: at most 5; train: timed steps per stage, at most 30)",
+    )
     bench.add_argument(
         "--checkpoint", type=Path, default=None, help="model weights (default: random weights; server: demo model)"
     )
