@@ -67,7 +67,7 @@ def test_the_candidate_recipe_trains_every_family_and_keeps_its_data_apart(
     shipped = demo.demo_recipe("shipped")
     assert shipped.families == "default" and [s.folder for s in shipped.stages] == [
         "stage_vae", "stage_vae_root", "stage_1", "stage_1_more", "stage_1_long", "stage_2", "stage_2_more",
-        "stage_2d", "stage_2d_more", "stage_1_again", "stage_2d_last",
+        "stage_2d", "stage_2d_more", "stage_1_again", "stage_2e_last",
     ]  # fmt: skip
     assert demo.demo_recipe("candidate").stages == shipped.stages
     out = tmp_path / "candidate"
