@@ -26,8 +26,10 @@ def _build_data(folder: Path) -> Path:
 def _trainer(stage: str, data: Path, out: Path, init: Path | None, straightforward: bool) -> Any:
     import torch
 
+    from backend.train.demo import DemoRecipe
     from backend.train.trainer import TrainConfig, Trainer
 
+    recipe = DemoRecipe()  # the batch and seed `train-demo` trains with
     config = TrainConfig(
         stage=stage,
         data=data,
@@ -35,8 +37,8 @@ def _trainer(stage: str, data: Path, out: Path, init: Path | None, straightforwa
         preset="demo" if init is None else None,
         init=init,
         steps=1000,
-        batch_size=32,
-        seed=2026,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
         train_text=True,
         posterior_mean_latents=True,
         progress=False,

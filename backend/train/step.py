@@ -55,10 +55,12 @@ class PosteriorMeanCache:
     def encode(self, model: MotionGPT3, motions: Sequence[np.ndarray]) -> torch.Tensor:
         """Motions -> LM-space posterior means [N, D], encoding only those not seen before (in one batch)."""
         keys = [self.key(m) for m in motions]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._latents))
+        missing: dict[bytes, np.ndarray] = {}
+        for key, motion in zip(keys, motions, strict=True):
+            if key not in self._latents:
+                missing.setdefault(key, motion)
         if missing:
-            first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            fresh = encode_motions(model, [motions[first[k]] for k in missing], None, sample=False)
+            fresh = encode_motions(model, list(missing.values()), None, sample=False)
             self._latents.update(zip(missing, fresh.detach(), strict=True))
         return torch.stack([self._latents[k] for k in keys])
 
