@@ -12,7 +12,14 @@ from backend import load_model
 from backend.bench.shot import natural_pace_waypoints
 from backend.eval.text_checks import passes
 from shared.motion.humanml3d import features_to_joints
-from shared.motion.shot_math import constraint_errors, foot_sliding, jerk, peak_jerk_near, sliding_per_speed
+from shared.motion.shot_math import (
+    constraint_errors,
+    foot_sliding,
+    jerk,
+    peak_jerk_near,
+    pelvis_speed,
+    sliding_per_speed,
+)
 
 SEGMENTS = [
     {"text": "a person walks forward", "seconds": 10},
@@ -62,11 +69,16 @@ def test_a_25_s_three_prompt_shot_with_two_waypoints(demo):
     # feet glide along with its pelvis, so sliding in cm/s follows the pace alone: these waypoints ask for one pace
     # whatever the model (46.3-46.8 cm/s steered, seeds 1-5), while unconstrained the 7-stage model walked slower
     # (38-40 cm/s) and the installed one walks faster (49-58 cm/s). So the figures are judged per m/s of
-    # pelvis speed (installed: 1.012-1.016 against 1.014-1.018; a steering that dragged planted feet would raise it
-    # towards the pelvis's own speed and beyond), and in cm/s at the same pace (+0.7 to +0.9 cm/s on seeds 1-5).
+    # pelvis speed (installed: 1.010-1.016 against 1.012-1.018; a steering that dragged planted feet would raise it
+    # towards the pelvis's own speed and beyond), and in cm/s at the same pace. Waypoints at the unconstrained shot's
+    # pace keep its pace to ~2 % (the installed model walks them 1.4-2.4 % faster, seeds 0-4: +0.65 to +1.11 cm/s of
+    # sliding in raw cm/s, -0.09 to -0.19 at the same pace), so the premise is checked and the sliding compared at
+    # the unconstrained pelvis speed.
     assert sliding_per_speed(motion) <= sliding_per_speed(unconstrained) + 0.01
     (at_pace,) = paced.arrays["motions"]
-    assert 100 * foot_sliding(at_pace) <= 100 * foot_sliding(unconstrained) + 1.0
+    pace_ratio = pelvis_speed(at_pace) / pelvis_speed(unconstrained)
+    assert abs(pace_ratio - 1.0) < 0.03, pace_ratio
+    assert 100 * foot_sliding(at_pace) / pace_ratio <= 100 * foot_sliding(unconstrained) + 1.0
     assert max(paced.fields["constraint_errors"][0]["waypoints_m"]) < 0.10
     # Each segment does what its text says, with and without the waypoints.
     for features in (motion, unconstrained):

@@ -28,8 +28,8 @@ SYNTHETIC_PLANS: dict[str, list[tuple[str, dict]]] = {
     "squat": [("squat", {})] * 3,
     "sit": [("sit_down", {})] * 3,
     "jump": [("jump", {"direction": d}) for d in ("in_place", "forward", "in_place")],
-    # The families the generator learned later (not in the shipped training set: `families=ALL_FAMILIES`). Appended
-    # after the first ones, so the clips above keep their seeds.
+    # The families the generator learned later (not in the first training set; the embedded model's data has them:
+    # `families=ALL_FAMILIES`). Appended after the first ones, so the clips above keep their seeds.
     "bow": [("bow", {"depth": d}) for d in ("slight", "deep", None)],
     "punch": [("punch", {"hand": h}) for h in ("left", "right", "both")],
     "throw": [("throw", {"hand": h, "step": s}) for h, s in (("right", False), ("left", True), ("right", True))],

@@ -3,8 +3,9 @@
 Modules: `curves` (time profiles), `rig` (body, pose tracks -> joints by FK + leg IK), `locomotion` (stepping
 gaits with planted feet), `actions` (the action vocabulary), `captions` (varied text and word/POS tokens),
 `dataset` (`generate_synthetic_set`, `make_clip` for a planned action list, `write_humanml3d_layout`).
-Families: the default set draws DEFAULT_FAMILIES (unchanged, the shipped model's data); `families=ALL_FAMILIES`
-adds bow, punch, throw, hop, crawl, climb, jog and sprint.
+Families: the default set draws DEFAULT_FAMILIES (unchanged: the first set, the data of the models installed before
+the embedded one); `families=ALL_FAMILIES` (the embedded model's data) adds bow, punch, throw, hop, crawl, climb, jog
+and sprint.
 Conventions: Y-up, metres, 20 fps, the body faces +Z at rest with its left on +X; heading is a yaw about +Y,
 positive = a turn to the left (counter-clockwise seen from above).
 """

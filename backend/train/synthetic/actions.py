@@ -1063,7 +1063,7 @@ EXTRA_ACTIONS: dict[str, tuple[float, ActionFn]] = {
     "jog": (0.8, lambda r, b, s, m: run(r, b, s, m, pace="jog")),
     "sprint": (0.6, lambda r, b, s, m: run(r, b, s, m, pace="sprint")),
 }
-DEFAULT_FAMILIES: tuple[str, ...] = tuple(ACTIONS)  # the families of the shipped training set
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(ACTIONS)  # the first set (the models installed before the embedded one)
 ALL_FAMILIES: tuple[str, ...] = DEFAULT_FAMILIES + tuple(EXTRA_ACTIONS)
 # A family excludes these from the next pick (a sprint after a run is one long run).
 RELATED_FAMILIES: dict[str, frozenset[str]] = {"run": frozenset({"run", "jog", "sprint"})}

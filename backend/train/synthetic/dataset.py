@@ -170,8 +170,8 @@ def generate_clip(
 ) -> SyntheticClip:
     """Clip `index` of the set drawn from `seed` (independent of how many clips are generated).
 
-    `families`: the action families to draw from (default: the shipped set's; ALL_FAMILIES adds bow, punch,
-    throw, hop, crawl, climb, jog and sprint).
+    `families`: the action families to draw from (default: the first set's; ALL_FAMILIES, the embedded model's data,
+    adds bow, punch, throw, hop, crawl, climb, jog and sprint).
     """
     rng = np.random.default_rng([seed, index])
     body = make_body(rng)
@@ -221,7 +221,7 @@ def generate_synthetic_set(
     """`count` clips (indices start..start+count-1), deterministic from `seed` whatever `workers` is.
 
     About 20 ms per clip on one core (3000 clips ≈ 1 min); `workers` > 1 spreads the clips over processes.
-    `families` (default DEFAULT_FAMILIES, the shipped set, unchanged) chooses the action families drawn.
+    `families` (default DEFAULT_FAMILIES, the first set, unchanged) chooses the action families drawn.
     """
     families = tuple(families)
     indices = range(start, start + count)
