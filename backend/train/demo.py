@@ -64,10 +64,10 @@ SHIPPED_STAGES: tuple[DemoStage, ...] = (
     # -> 14 of 28 real ones. Captions alone (stage 2c) reached 41 / 13 but took text -> motion down to 28.
     DemoStage("2d", 1000, "stage_2d"),
     DemoStage("2d", 1000, "stage_2d_more"),
-    # Last, one text -> motion cycle (53 -> 60 of 146, captions 45 -> 40) and one cycle of all four tasks with the
-    # instruction masked (2e): no stage after stage 2 trained prediction or in-betweening, and their held-out FID had
-    # gone 0.109 -> 0.277 and ADE 0.340 -> 0.400 m; 2e brings them to 0.107 and 0.307 m, with the suite at 60 of
-    # 146, captions 42 / 66 and 15 / 28, 67 distinct. A 2d cycle there instead gave 59, 48 / 66, 14 / 28, 61.
+    # Last, one text -> motion cycle (53 -> 60 of 146, captions 45 -> 40; figures on the first families) and one
+    # cycle of all four tasks with the instruction masked (2e): no stage after stage 2 trained prediction or
+    # in-betweening. On every family, 2e against a 2d cycle there: prediction ADE 1.441 -> 0.747 m, FID 0.444 ->
+    # 0.120; in-betweening ADE 0.438 -> 0.326 m; suite 78 -> 73 of 146, captions 50 -> 51 / 66, 17 / 28 both.
     DemoStage("1", 1000, "stage_1_again"),
     DemoStage("2e", 1000, "stage_2e_last"),
 )
@@ -83,7 +83,7 @@ class DemoRecipe:
     # Which synthetic action families the data holds: "all" (`backend.train.synthetic.actions.ALL_FAMILIES`: bow,
     # punch, throw, hop, crawl, climb, jog and sprint besides the first set) or "default" (the first set only, what
     # the models installed before 2026-12-05's third install were trained on). On the paraphrase suite, same stages:
-    # text -> motion 60 -> 80 of 146 prompts, captions 42 -> 49 of 66 synthetic clips and 15 -> 17 of 28 real ones.
+    # text -> motion 60 -> 73 of 146 prompts, captions 42 -> 51 of 66 synthetic clips and 15 -> 17 of 28 real ones.
     families: str = "all"
     batch_size: int = 32
     # Sampling CFG scale stored in the model's config. Measured on this model: at the paper's 7.5 the small model
