@@ -6,13 +6,15 @@ no suite prompt is a training caption."""
 from __future__ import annotations
 
 import csv
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from reference import CMU_FOLDER
 
-from backend.eval.paraphrase.caption_family import caption_families, caption_names_family
+from backend.eval.paraphrase.caption_family import ACCEPTED, caption_families, caption_names_family
 from backend.eval.paraphrase.checks import analyse, evaluate_body, evaluate_check
 from backend.eval.paraphrase.real_clips import HELDOUT_DIR, LabelledClip, load_real_clips
 from backend.eval.paraphrase.run import format_report, run_captions, run_text_to_motion
@@ -272,6 +274,59 @@ def test_caption_family_scoring_keeps_walk_and_run_apart():
     assert not caption_names_family("a person waves the right hand", "jump")
     with pytest.raises(ValueError, match="family"):
         caption_names_family("a person walks", "swim")
+
+
+# 15 captions per family written before and without seeing the judge's patterns or any model's captions.
+CAPTION_CORPUS = Path(__file__).parent / "data" / "caption_corpus.json"
+# Besides the families whose ACCEPTED sets overlap (walk/crouch_walk, turn/spin/curve_walk, jump/hop, dance/spin): a
+# squat's way up is literally standing back up, and the judge names "stands back up" stand_up on purpose.
+CORPUS_NEAR = {("squat", "stand_up")}
+
+
+def _caption_corpus() -> dict[str, list[str]]:
+    corpus = json.loads(CAPTION_CORPUS.read_text())
+    assert corpus.pop("_about")
+    assert set(corpus) == set(ACCEPTED) and all(len(set(c)) == 15 for c in corpus.values())
+    return corpus
+
+
+def test_caption_corpus_names_its_family():
+    missed = [(f, c) for f, captions in _caption_corpus().items() for c in captions if not caption_names_family(c, f)]
+    assert not missed
+
+
+def test_caption_corpus_does_not_pass_for_clearly_different_families():
+    wrong = [
+        (family, other, caption)
+        for family, captions in _caption_corpus().items()
+        for other in ACCEPTED
+        if not ACCEPTED[other] & ACCEPTED[family] and (family, other) not in CORPUS_NEAR
+        for caption in captions
+        if caption_names_family(caption, other)
+    ]
+    assert not wrong
+
+
+@pytest.mark.parametrize(
+    ("caption", "families"),
+    [
+        # bare "back" is walking backwards only after a count of steps: one step back is not walking backwards, and
+        # "walks back" is mostly returning
+        ("a person takes a few steps back", ["walk_backward"]),
+        ("a person steps back", []),
+        ("he takes a step back", []),
+        ("he walks back to the start", ["walk"]),
+        ("the character squats down and back up", ["squat"]),
+        ("a person backs up", ["walk_backward"]),
+        ("someone spins in a full circle", ["spin"]),
+        ("a person walks in a full circle", ["walk", "curve_walk", "spin"]),
+        ("walks up to the stairs", ["walk"]),
+        ("crouches down, then walks away", ["squat", "walk"]),
+        ("raises both arms, then waves", ["raise_arms", "wave"]),
+    ],
+)
+def test_caption_families_of_near_misses(caption, families):
+    assert sorted(caption_families(caption)) == sorted(families)
 
 
 # --- the runner -----------------------------------------------------------------------------------------------------
