@@ -83,7 +83,7 @@ class DemoRecipe:
     # Which synthetic action families the data holds: "all" (`backend.train.synthetic.actions.ALL_FAMILIES`: bow,
     # punch, throw, hop, crawl, climb, jog and sprint besides the first set) or "default" (the first set only, what
     # the models installed before 2026-12-05's third install were trained on). On the paraphrase suite, same stages:
-    # text -> motion 60 -> 73 of 146 prompts, captions 42 -> 51 of 66 synthetic clips and 15 -> 17 of 28 real ones.
+    # text -> motion 60 -> 73 of 146 prompts, captions 45 -> 54 of 66 synthetic clips and 15 -> 17 of 28 real ones.
     families: str = "all"
     batch_size: int = 32
     # Sampling CFG scale stored in the model's config. Measured on this model: at the paper's 7.5 the small model
