@@ -26,23 +26,12 @@ def _build_data(folder: Path) -> Path:
 def _trainer(stage: str, data: Path, out: Path, init: Path | None, straightforward: bool) -> Any:
     import torch
 
-    from backend.train.demo import DemoRecipe
-    from backend.train.trainer import TrainConfig, Trainer
+    from backend.train.demo import DemoRecipe, stage_train_config
+    from backend.train.trainer import Trainer
 
-    recipe = DemoRecipe()  # the batch and seed `train-demo` trains with
-    config = TrainConfig(
-        stage=stage,
-        data=data,
-        out=out,
-        preset="demo" if init is None else None,
-        init=init,
-        steps=1000,
-        batch_size=recipe.batch_size,
-        seed=recipe.seed,
-        train_text=True,
-        posterior_mean_latents=True,
-        progress=False,
-    )
+    recipe = DemoRecipe()
+    first = next(item for item in recipe.stages if item.stage == stage)  # that kind's settings in `train-demo`
+    config = stage_train_config(recipe, first, data, out, init, progress=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*the frozen VAE is untrained")  # same cost as a trained one
         trainer = Trainer(config)

@@ -10,8 +10,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .trainer import TrainConfig
 
 # Heavy imports (torch, the generators) happen inside the functions: `motiongpt3 --help` must stay fast.
 
@@ -158,11 +162,39 @@ def _set_config_value(model_path: Path, part: str, key: str, value: float | int)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
+def stage_train_config(
+    recipe: DemoRecipe, item: DemoStage, data: Path, out: Path, init: Path | None, **options: Any
+) -> TrainConfig:
+    """The trainer's settings for one stage of the recipe (`options`: resume, progress), from `init` or, without
+    one, from a fresh `demo` preset."""
+    from .trainer import TrainConfig
+
+    return TrainConfig(
+        stage=item.stage,
+        data=data,
+        out=out,
+        preset="demo" if init is None else None,
+        init=init,
+        steps=item.steps,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        save_every=max(item.steps // 4, 1),
+        lr_scale=item.lr_scale,
+        kl_weight=item.kl_weight,
+        posterior_noise=item.posterior_noise,
+        joints_weight=item.joints_weight,
+        root_weight=item.root_weight,
+        train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
+        posterior_mean_latents=True,  # the briefly trained VAE's posterior is wide: its mean carries the clip
+        **options,
+    )
+
+
 def train_demo(out: Path, cmu_folder: Path, recipe: DemoRecipe, install: bool = True) -> Path:
     """Run the whole recipe; returns the final model path (and copies it over the embedded model)."""
     from backend.model.loading import EMBEDDED_MODEL
 
-    from .trainer import TrainConfig, Trainer
+    from .trainer import Trainer
 
     started = time.time()
     data = out / "data"
@@ -172,25 +204,9 @@ def train_demo(out: Path, cmu_folder: Path, recipe: DemoRecipe, install: bool = 
     check_demo_data(data, recipe)
     previous: Path | None = None
     for item in recipe.stages:
-        stage, steps, stage_out = item.stage, item.steps, out / item.folder
-        config = TrainConfig(
-            stage=stage,
-            data=data,
-            out=stage_out,
-            preset="demo" if previous is None else None,
-            init=previous,
-            steps=steps,
-            batch_size=recipe.batch_size,
-            seed=recipe.seed,
-            save_every=max(steps // 4, 1),
-            lr_scale=item.lr_scale,
-            kl_weight=item.kl_weight,
-            posterior_noise=item.posterior_noise,
-            joints_weight=item.joints_weight,
-            root_weight=item.root_weight,
-            train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
-            posterior_mean_latents=True,  # the briefly trained VAE's posterior is wide: its mean carries the clip
-            resume=(stage_out / "checkpoints" / "LATEST").is_file(),
+        stage, stage_out = item.stage, out / item.folder
+        config = stage_train_config(
+            recipe, item, data, stage_out, previous, resume=(stage_out / "checkpoints" / "LATEST").is_file()
         )
         trainer = Trainer(config)
         try:
