@@ -67,9 +67,10 @@ def test_a_25_s_three_prompt_shot_with_two_waypoints(demo):
     assert baseline.fields["constraint_errors"] == []
     # Steering adds no foot sliding (contact frames) over the same shot without waypoints. The demo model's planted
     # feet glide along with its pelvis, so sliding in cm/s follows the pace alone: these waypoints ask for one pace
-    # whatever the model (46.3-46.8 cm/s steered, seeds 1-5), while unconstrained the 7-stage model walked slower
-    # (38-40 cm/s) and the installed one walks faster (49-58 cm/s). So the figures are judged per m/s of
-    # pelvis speed (installed: 1.010-1.016 against 1.012-1.018; a steering that dragged planted feet would raise it
+    # whatever the model (46.3-46.8 cm/s steered, seeds 1-5, for the model before the installed one; 47.0-47.3 for
+    # the installed one, seeds 0-4), while unconstrained the 7-stage model walked slower (38-40 cm/s) and the installed
+    # one walks faster (54.6-56.2 cm/s). So the figures are judged per m/s of pelvis speed (installed, seeds
+    # 0-4: 1.012-1.019 steered against 1.012-1.018 unconstrained; a steering that dragged planted feet would raise it
     # towards the pelvis's own speed and beyond), and in cm/s at the same pace. Waypoints at the unconstrained shot's
     # pace keep its pace to ~2 % (the installed model walks them 1.4-2.4 % faster, seeds 0-4: +0.65 to +1.11 cm/s of
     # sliding in raw cm/s, -0.09 to -0.19 at the same pace), so the premise is checked and the sliding compared at
