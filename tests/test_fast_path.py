@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -133,11 +135,15 @@ def test_cuda_fast_path_matches_the_cpu_baseline():
     assert relative_deviation(fast, reference) < 0.05  # bf16/fp16 autocast on the GPU
 
 
-def test_vae_decoder_shortcut_for_one_latent_token_matches_the_torch_layers(model):
-    """Eval decoding skips the cross-attention's per-frame work (one memory token); train mode runs torch's own
-    layers (the tiny preset has no dropout, so both modes compute the same function)."""
-    z, lengths = torch.randn(3, 1, model.config.latent_dim), torch.tensor([40, 7, 23])
-    vae = build_model(model.config, model.state_dict(), "copy").vae
+@pytest.mark.parametrize("latent_size", [1, 4])
+def test_vae_decoder_shortcut_matches_the_torch_layers(model, latent_size):
+    """Eval decoding runs each clip's frames on their own and, with one memory token, skips the cross-attention's
+    per-frame work; train mode runs torch's own layers (the tiny preset has no dropout, so both modes compute the
+    same function)."""
+    torch.manual_seed(latent_size)
+    config = dataclasses.replace(model.config, vae=dataclasses.replace(model.config.vae, latent_size=latent_size))
+    z, lengths = torch.randn(3, latent_size, model.config.latent_dim), torch.tensor([40, 7, 23])
+    vae = build_model(config, None, "random").vae
     with torch.no_grad():
         fast = vae.eval().decode(z, lengths)
         reference = vae.train().decode(z, lengths)

@@ -221,3 +221,34 @@ def test_encode_decode_public_api(model, clip):
     sampled = model.encode_motion(clip, sample=True, seed=1)
     assert np.abs(sampled - latent).max() > 0
     np.testing.assert_array_equal(sampled, model.encode_motion(clip, sample=True, seed=1))
+
+
+def test_several_latent_tokens_per_motion_flow_through_every_task(clip):
+    """A VAE with 3 latent tokens (MLD's `latent_size`): the tasks see one flattened latent of 3·D per motion, the
+    motion input head and the diffusion head take and give all of it, and a request is still bit-identical alone or
+    batched."""
+    import dataclasses
+
+    torch.manual_seed(1)
+    base = tiny_config()
+    config = dataclasses.replace(base, vae=dataclasses.replace(base.vae, latent_size=3))
+    model = build_model(config, None, "random")
+    latent = model.encode_motion(clip)
+    assert latent.shape == (3 * config.latent_dim,)
+    assert model.motion_und_head.in_features == 3 * config.latent_dim
+    tokens = model.vae.encode(model.pad_features([clip])[0], torch.tensor([len(clip)]))  # [1, 3, D]
+    np.testing.assert_array_equal(latent, tokens[0].flatten().detach().numpy())  # token-major flattening
+    with torch.no_grad():
+        expected = model.denormalize(model.vae.decode(tokens, torch.tensor([33])))[0].numpy()
+    np.testing.assert_allclose(model.decode_motion(latent, 33), expected, atol=1e-5)  # the same tokens back
+
+    alone = text_to_motion(model, ["a person waves"], frames=24, seed=11, steps=STEPS)[0][0]
+    batched = text_to_motion(model, ["walk", "a person waves"], frames=[40, 24], seed=[1, 11], steps=STEPS)[1][0]
+    np.testing.assert_array_equal(batched, alone)
+    assert alone.shape == (24, 263)
+    assert predict(model, clip[:30], frames=20, steps=STEPS)[0].shape == (50, 263)
+    known = np.zeros(60, dtype=bool)
+    known[:10] = known[50:] = True
+    filled = inbetween(model, clip[:60], known, steps=STEPS, refine_steps=15)[0]
+    assert np.abs((filled[known] - clip[:60][known]) / model.feature_std.numpy()).max() < 1e-3
+    assert isinstance(motion_to_text(model, [clip], max_new_tokens=4)[0], str)

@@ -475,6 +475,67 @@ def test_train_takes_the_root_weight_to_the_vae_stage(data_root, tmp_path):
     assert trainer.stage.root_weight == 4.0 and get_stage("vae").root_weight == 0.0
 
 
+def test_the_limb_loss_weighs_the_far_joints_and_adds_to_the_vae_stage_total(data_root):
+    """`limbs` is SmoothL1 over the positions and local velocities of knees, ankles, feet, elbows and wrists (the
+    dims worked out by hand from the 263-dim layout: root 4, positions of joints 1..21 from dim 4, 6D rotations
+    from 67, velocities of joints 0..21 from 193), valid frames only; limb_weight adds exactly weight x limbs."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from backend.model.config import tiny_config
+    from backend.train.step import vae_stage_losses
+
+    right_ankle, left_wrist = 8, 20
+    expected = {25, 26, 27, 217, 218, 219} | {61, 62, 63, 253, 254, 255}  # 4+3*(j-1)+k, 193+3*j+k
+    from backend.train.losses import LIMB_DIMS
+
+    assert expected <= set(LIMB_DIMS) and len(set(LIMB_DIMS)) == len(LIMB_DIMS) == 60
+    assert not set(LIMB_DIMS) & set(range(67, 193)) and min(LIMB_DIMS) >= 4  # no rotations, no root
+    assert {4 + 3 * (right_ankle - 1), 193 + 3 * left_wrist} <= set(LIMB_DIMS)
+
+    model = build_model(tiny_config(), None, "random")
+    clip = np.load(data_root / "new_joint_vecs" / "000001.npy")[:40]
+    features, lengths = model.pad_features([clip, clip[:24]])
+    with torch.no_grad():
+        parts = vae_losses(model.vae, features, lengths, None, posterior_noise=0.0)
+        mu, _ = model.vae.encode_distribution(features, lengths)
+        recon = model.vae.decode(mu, lengths)
+        dims = sorted(LIMB_DIMS)
+        pred = torch.cat([recon[0, :40, dims], recon[1, :24, dims]])
+        true = torch.cat([features[0, :40, dims], features[1, :24, dims]])
+        assert torch.allclose(parts["limbs"], torch.nn.functional.smooth_l1_loss(pred, true), atol=1e-6)
+
+        batch = SimpleNamespace(flat_outputs=[clip, clip[:24]])
+        stage = replace(get_stage("vae"), posterior_noise=0.0)
+        plain = vae_stage_losses(model, batch, stage, None)  # type: ignore[arg-type]
+        weighted = vae_stage_losses(model, batch, replace(stage, limb_weight=4.0), None)  # type: ignore[arg-type]
+        assert float(parts["limbs"]) > 0
+        assert torch.allclose(weighted["loss"] - plain["loss"], 4.0 * parts["limbs"], atol=1e-5)
+
+    parser = argparse.ArgumentParser()
+    add_train_command(parser.add_subparsers())
+    args = parser.parse_args(["train", "--stage", "vae", "--data", str(data_root), "--limb-weight", "5"])
+    assert args.limb_weight == 5.0
+
+
+@pytest.mark.parametrize("stage", ["vae", "2"])
+def test_several_latent_tokens_train(data_root, tmp_path, monkeypatch, stage):
+    """A VAE with 2 latent tokens per motion: the VAE stage and the all-task stage (inputs fill the holders from
+    both tokens, the diffusion head learns both) lower their loss."""
+    from dataclasses import replace
+
+    from backend.model.config import PRESETS, tiny_config
+
+    monkeypatch.setitem(PRESETS, "tiny", lambda: replace(tiny_config(), vae=replace(tiny_config().vae, latent_size=2)))
+    trainer = Trainer(_config(data_root, tmp_path, stage, steps=12, lr_scale=20.0))
+    assert trainer.model.vae.config.latent_size == 2
+    probe = [trainer.collate([trainer.dataset[(epoch, i)] for i in range(4)]) for epoch in (0, 1)]
+    before = _evaluate(trainer, probe)
+    trainer.run()
+    after = _evaluate(trainer, probe)
+    assert after < before, f"stage {stage}: {before:.4f} -> {after:.4f}"
+
+
 # ----------------------------------------------------------------------------------------------- resume
 
 

@@ -32,12 +32,18 @@ class MotionGPT3(nn.Module):
         holders, hidden = config.backbone.holders_per_motion, config.hidden_dim
         self.vae = MotionVae(config.vae)
         self.lm = MoTGPT2(config.backbone)
-        self.motion_und_head = nn.Linear(config.latent_dim, holders * hidden)  # one latent -> 4 holder embeddings
+        # One motion's latent tokens, flattened -> its 4 holder embeddings.
+        self.motion_und_head = nn.Linear(self.motion_latent_width, holders * hidden)
         self.fake_latent = nn.Parameter(torch.zeros(holders, hidden))  # CFG null condition ('learnable_zero')
         self.diffloss = DiffusionHead(config)
         stats = humanml3d_stats()
         self.register_buffer("feature_mean", torch.tensor(stats.mean, dtype=torch.float32), persistent=False)
         self.register_buffer("feature_std", torch.tensor(stats.std, dtype=torch.float32), persistent=False)
+
+    @property
+    def motion_latent_width(self) -> int:
+        """Width of one motion's latent as the LM and the tasks see it: the VAE's latent tokens flattened, L·D."""
+        return self.config.vae.latent_size * self.config.latent_dim
 
     @property
     def device(self) -> torch.device:
@@ -73,17 +79,18 @@ class MotionGPT3(nn.Module):
     def encode_latents(
         self, features: torch.Tensor, lengths: torch.Tensor, sample: bool = False, generator: Generators = None
     ) -> torch.Tensor:
-        """Normalised features [B, T, 263] -> VAE latents [B, D] (unscaled: posterior mean or a sample)."""
+        """Normalised features [B, T, 263] -> VAE latents [B, L·D] (the latent tokens flattened; unscaled:
+        posterior mean or a sample)."""
         if isinstance(generator, Sequence):  # per-row generators: encode rows one by one
             rows = [
                 self.vae.encode(features[i : i + 1], lengths[i : i + 1], sample, g) for i, g in enumerate(generator)
             ]
-            return torch.cat(rows)[:, 0]
-        return self.vae.encode(features, lengths, sample=sample, generator=generator)[:, 0]
+            return torch.cat(rows).flatten(1)
+        return self.vae.encode(features, lengths, sample=sample, generator=generator).flatten(1)
 
     def decode_latents(self, latents: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """VAE latents [B, D] (unscaled) -> normalised features [B, max(lengths), 263], zero beyond each length."""
-        return self.vae.decode(latents[:, None], lengths)
+        """VAE latents [B, L·D] (unscaled) -> normalised features [B, max(lengths), 263], zero beyond each length."""
+        return self.vae.decode(latents.reshape(len(latents), self.config.vae.latent_size, -1), lengths)
 
     def to_lm_space(self, latents: torch.Tensor) -> torch.Tensor:
         """VAE latent -> LM / diffusion space (× latent_scale)."""
@@ -136,25 +143,25 @@ class MotionGPT3(nn.Module):
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> torch.Tensor:
-        """Diffusion head: condition [B, 4, hidden] -> latents [B, D] in LM space."""
+        """Diffusion head: condition [B, 4, hidden] -> latents [B, L·D] in LM space."""
         null = self.fake_latent if guidance_scale != 1.0 else None
         return self.diffloss.sample(
             condition, null, guidance_scale, steps, generators, progress=progress, should_cancel=should_cancel
-        )[:, 0]
+        ).flatten(1)
 
     # ------------------------------------------------------------------------------------------ public API
     # Arrays in and out are raw (de-normalised) 263-dim features at 20 fps; normalisation is internal.
 
     @torch.no_grad()
     def encode_motion(self, features: np.ndarray, sample: bool = False, seed: int = 0) -> np.ndarray:
-        """features [T, 263] -> the VAE latent [D] before the LM's latent scaling (posterior mean unless sample)."""
+        """features [T, 263] -> the VAE latent [L·D] before the LM's latent scaling (posterior mean unless sample)."""
         batch, lengths = self.pad_features([check_clip(features, "features")])
         generator = request_generator(seed) if sample else None
         return self.encode_latents(batch, lengths, sample, generator)[0].float().cpu().numpy()
 
     @torch.no_grad()
     def decode_motion(self, latent: np.ndarray, frames: int) -> np.ndarray:
-        """A VAE latent [D] (unscaled) -> features [frames, 263]."""
+        """A VAE latent [L·D] (unscaled) -> features [frames, 263]."""
         latent_t = torch.as_tensor(np.asarray(latent, dtype=np.float32), device=self.device).reshape(1, -1)
         lengths = torch.tensor([int(frames)], device=self.device)
         return self.denormalize(self.decode_latents(latent_t, lengths)[0]).cpu().numpy()

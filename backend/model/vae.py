@@ -85,6 +85,39 @@ def decoder_layer_one_memory_token(
     return layer.norm3(x + layer._ff_block(x))
 
 
+def decoder_layer_per_clip(
+    layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor, tgt_key_padding_mask: torch.Tensor
+) -> torch.Tensor:
+    """`layer(x, memory, tgt_key_padding_mask=...)` of a post-norm layer in eval mode for a memory of several latent
+    tokens [L, B, D], batch-invariant like `decoder_layer_one_memory_token`: each clip's frames attend over its own
+    frames, then over its own L tokens, in calls of that clip's length."""
+    lengths = (~tgt_key_padding_mask).sum(dim=1).tolist()  # [B] real frames per clip
+    x = layer.norm1(x + _self_attention_per_clip(layer.self_attn, x, lengths))
+    x = layer.norm2(x + _cross_attention_per_clip(layer.multihead_attn, x, memory, lengths))
+    return layer.norm3(x + layer._ff_block(x))
+
+
+def _cross_attention_per_clip(
+    attention: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor, lengths: list[int]
+) -> torch.Tensor:
+    """`attention(x, memory, memory)` [T, B, D] in eval mode over memory [L, B, D] (no mask), the clips of each
+    length in one call of that length; frames beyond a clip's length get out_proj(0)."""
+    frames, batch, width = x.shape
+    heads, d = attention.num_heads, width
+    tokens = memory.shape[0]
+    q = functional.linear(x, attention.in_proj_weight[:d], attention.in_proj_bias[:d])  # [T, B, D]
+    padded = pad_rows(memory, stable_rows(batch, memory.device), dim=1)  # [L, B', D]
+    kv = functional.linear(padded, attention.in_proj_weight[d:], attention.in_proj_bias[d:])[:, :batch]  # [L, B, 2D]
+    k, v = kv.reshape(tokens, batch, 2, heads, d // heads).permute(2, 1, 3, 0, 4)  # each [B, H, L, hd]
+    out = x.new_zeros(frames, batch, width)
+    for n in sorted(set(lengths)):
+        clips = [clip for clip, length in enumerate(lengths) if length == n]
+        rows = q[:n, clips].reshape(n, len(clips), heads, d // heads).permute(1, 2, 0, 3)  # [G, H, n, hd]
+        attended = functional.scaled_dot_product_attention(rows, k[clips], v[clips])  # [G, H, n, hd]
+        out[:n, clips] = attended.permute(2, 0, 1, 3).reshape(n, len(clips), width)
+    return attention.out_proj(out)
+
+
 def _self_attention_per_clip(attention: nn.MultiheadAttention, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
     """`attention(x, x, x, key_padding_mask)` [T, B, D] in eval mode, the clips of each length attending over their
     own frames in one call of that length (projections batched); frames beyond a clip's length get out_proj(0)."""
@@ -184,8 +217,9 @@ class MotionVae(nn.Module):
     def decode(self, z: torch.Tensor, lengths: torch.Tensor, shortcut: bool = True) -> torch.Tensor:
         """Latent z [B, latent_size, D] and lengths [B] -> normalised features [B, max(lengths), nfeats], 0-padded.
 
-        `shortcut`: in eval mode with one latent token, evaluate the decoder layers without the per-frame
-        cross-attention work (`decoder_layer_one_memory_token`, the same function); False runs torch's layers."""
+        `shortcut`: in eval mode, evaluate the decoder layers clip by clip, batch-invariant, and with one latent
+        token without the per-frame cross-attention work (`decoder_layer_one_memory_token`, else
+        `decoder_layer_per_clip`: the same function); False runs torch's layers."""
         expected = (self.config.latent_size, self.config.latent_dim)
         if z.dim() != 3 or tuple(z.shape[1:]) != expected:
             raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {list(z.shape)}")
@@ -201,8 +235,9 @@ class MotionVae(nn.Module):
         queries = torch.zeros(frames, batch, self.config.latent_dim, device=z.device, dtype=z.dtype)  # [T, B, D]
         queries = self.query_pos_decoder(queries)
         memory = z.transpose(0, 1)  # [L, B, D]
-        one_token = shortcut and memory.shape[0] == 1 and not self.training
-        run_layer = decoder_layer_one_memory_token if one_token else None
+        run_layer = None
+        if shortcut and not self.training:
+            run_layer = decoder_layer_one_memory_token if memory.shape[0] == 1 else decoder_layer_per_clip
         out = self.decoder(queries, memory, tgt_key_padding_mask=~valid, run_layer=run_layer)  # [T, B, D]
         feats = self.final_layer(out).transpose(0, 1)  # [B, T, nfeats]
         return feats.masked_fill(~valid[:, :, None], 0.0)

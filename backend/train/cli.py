@@ -42,6 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         posterior_noise=args.posterior_noise,
         joints_weight=args.joints_weight,
         root_weight=args.root_weight,
+        limb_weight=args.limb_weight,
         progress=not args.no_progress,
     )
     trainer = Trainer(cfg)
@@ -105,6 +106,13 @@ def add_train_command(commands: argparse._SubParsersAction) -> argparse.Argument
     )
     train.add_argument(
         "--root-weight", type=float, default=None, help="VAE stage: weight of the root-motion loss (default 0)"
+    )
+    train.add_argument(
+        "--limb-weight",
+        type=float,
+        default=None,
+        help="VAE stage: weight of the loss on the knees', ankles', feet's, elbows' and wrists' positions and "
+        "velocities (default 0)",
     )
     train.add_argument("--resume", action="store_true", help="continue exactly from OUT's latest checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -32,6 +32,7 @@ class DemoStage:
     posterior_noise: float | None = None
     joints_weight: float | None = None
     root_weight: float | None = None
+    limb_weight: float | None = None
 
 
 # The shipped model's stages (`train-demo`, the default recipe).
@@ -184,6 +185,7 @@ def stage_train_config(
         posterior_noise=item.posterior_noise,
         joints_weight=item.joints_weight,
         root_weight=item.root_weight,
+        limb_weight=item.limb_weight,
         train_text=True,  # the demo preset has no pretrained GPT-2: its text branch learns from our captions
         posterior_mean_latents=True,  # the briefly trained VAE's posterior is wide: its mean carries the clip
         **options,

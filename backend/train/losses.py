@@ -12,6 +12,13 @@ from .data import IGNORE
 
 JOINT_DIMS = slice(4, 67)  # root-relative joint positions (21 × 3) of the 263-dim layout
 ROOT_DIMS = slice(0, 4)  # root turn rate, forward and sideways step, pelvis height
+# The limbs' far joints: knees, ankles, feet, elbows, wrists (HumanML3D joint order). A kick or a wave moves only
+# these, for a second or two of a clip: a few dims of a few frames of the average `recon` / `joints` loss.
+LIMB_JOINTS = (4, 5, 7, 8, 10, 11, 18, 19, 20, 21)
+# Their root-relative positions (dims 4 + 3(j-1)) and local velocities (dims 193 + 3j) in the 263-dim layout.
+LIMB_DIMS = tuple(4 + 3 * (j - 1) + k for j in LIMB_JOINTS for k in range(3)) + tuple(
+    193 + 3 * j + k for j in LIMB_JOINTS for k in range(3)
+)
 
 
 def text_loss(lm: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -36,8 +43,10 @@ def diffusion_loss(
     generator: torch.Generator | None,
     null_cond: torch.Tensor | None,
 ) -> torch.Tensor:
-    """ε-MSE of the diffusion head: targets [M, D] (LM-space latents), condition [M, 4, H] (spec §6.3)."""
-    return diffloss.loss(targets[:, None].float(), condition, generator, null_cond=null_cond)
+    """ε-MSE of the diffusion head: targets [M, L·D] (LM-space latents, tokens flattened), condition [M, 4, H]
+    (spec §6.3)."""
+    target = targets.reshape(len(targets), *diffloss.target_shape).float()  # [M, L, D]
+    return diffloss.loss(target, condition, generator, null_cond=null_cond)
 
 
 def vae_losses(
@@ -51,18 +60,20 @@ def vae_losses(
     scaled by `posterior_noise` (1 = the spec; 0 = the posterior mean).
 
     Returns `recon` (SmoothL1 over valid frames), `joints` (SmoothL1 on dims 4..66, valid frames), `root` (SmoothL1
-    on dims 0..3, valid frames), `kl` (KL to N(0, I), mean over elements) and `latent_std` (std of μ over the batch,
-    for choosing latent_scale).
+    on dims 0..3, valid frames), `limbs` (SmoothL1 on `LIMB_DIMS`, valid frames), `kl` (KL to N(0, I), mean over
+    elements) and `latent_std` (std of μ over the batch, for choosing latent_scale).
     """
-    mu, logvar = vae.encode_distribution(features, lengths)  # [B, 1, D] each
+    mu, logvar = vae.encode_distribution(features, lengths)  # [B, L, D] each
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     z = mu + posterior_noise * torch.exp(0.5 * logvar) * noise
     recon = vae.decode(z, lengths)  # [B, max(lengths), 263]
     target = features[:, : recon.shape[1]]
+    limbs = list(LIMB_DIMS)
     return {
         "recon": vae.reconstruction_loss(recon, target, lengths),
         "joints": vae.reconstruction_loss(recon[..., JOINT_DIMS], target[..., JOINT_DIMS], lengths),
         "root": vae.reconstruction_loss(recon[..., ROOT_DIMS], target[..., ROOT_DIMS], lengths),
+        "limbs": vae.reconstruction_loss(recon[..., limbs], target[..., limbs], lengths),
         "kl": vae.kl_loss(mu, logvar),
         "latent_std": mu.detach().float().std(),
     }

@@ -56,6 +56,8 @@ class Stage:
     # VAE: SmoothL1 on feature dims 0..3 (root turn rate, steps, height), on top of their share of `recon`. In `recon`
     # they are 4 of 263 dims: a VAE trained on it alone turned a 380° spin into 50° and a 1 m sidestep into a turn.
     root_weight: float = 0.0
+    # VAE: SmoothL1 on the limbs' far joints' positions and velocities (`losses.LIMB_DIMS`), on top of `recon`.
+    limb_weight: float = 0.0
     kl_weight: float = 1e-4  # VAE: KL to N(0, I) (MLD's value; MotionGPT3's unused vae stage has 1e-5)
     # VAE: scale of the posterior noise in z = μ + scale·σ·ε (1 = MLD). A short run with σ still near the prior's 1
     # drowns all but a few latent dims in noise, so the decoder learns only coarse motion; a small scale fixes that.

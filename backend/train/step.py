@@ -117,12 +117,12 @@ def vae_stage_losses(
     model: MotionGPT3, batch: TrainingBatch, stage: Stage, generator: torch.Generator | None
 ) -> dict[str, torch.Tensor]:
     """Losses of the VAE stage on normalised features with length masks: recon + joints_weight·joints +
-    kl_weight·KL + root_weight·root."""
+    kl_weight·KL + root_weight·root + limb_weight·limbs."""
     features, lengths = model.pad_features(batch.flat_outputs)
     with model.autocast():
         parts = vae_losses(model.vae, features, lengths, generator, stage.posterior_noise)
     total = parts["recon"] + stage.joints_weight * parts["joints"] + stage.kl_weight * parts["kl"]
-    total = total + stage.root_weight * parts["root"]
+    total = total + stage.root_weight * parts["root"] + stage.limb_weight * parts["limbs"]
     return {"loss": total.float(), **{k: v.detach().float() for k, v in parts.items()}}
 
 

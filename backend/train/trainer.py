@@ -100,6 +100,7 @@ class TrainConfig:
     posterior_noise: float | None = None  # VAE stage: override the stage's posterior noise scale
     joints_weight: float | None = None  # VAE stage: override the weight of the joint-position loss
     root_weight: float | None = None  # VAE stage: override the weight of the root-motion loss
+    limb_weight: float | None = None  # VAE stage: override the weight of the limbs' loss
     split: str = "train"
     progress: bool = True
 
@@ -336,6 +337,8 @@ class Trainer:
             self.stage = replace(self.stage, joints_weight=cfg.joints_weight)
         if cfg.root_weight is not None:
             self.stage = replace(self.stage, root_weight=cfg.root_weight)
+        if cfg.limb_weight is not None:
+            self.stage = replace(self.stage, limb_weight=cfg.limb_weight)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
