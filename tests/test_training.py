@@ -19,7 +19,7 @@ from backend.tasks.inference import CAPTION_PREFIX, INBETWEEN_PREFIX, PREDICT_PR
 from backend.train import trainer as trainer_module
 from backend.train.cli import add_train_command
 from backend.train.data import IGNORE, Collate, MotionTextDataset, scan_split, text_labels
-from backend.train.losses import text_loss, vae_losses
+from backend.train.losses import LIMB_DIMS, text_loss, vae_losses
 from backend.train.prompts import TemplateError, load_templates
 from backend.train.stages import STAGES, build_optimizer, configure_trainable, get_stage, is_text_parameter
 from backend.train.trainer import TrainConfig, Trainer, atomic_write, latest_checkpoint
@@ -438,9 +438,14 @@ def test_vae_posterior_noise_scales_the_sample_and_zero_is_the_mean(data_root):
         assert not torch.allclose(recon(0.5, 1), expected)
 
 
-def test_the_root_loss_weighs_the_root_dims_and_adds_to_the_vae_stage_total(data_root):
-    """`root` is SmoothL1 over dims 0..3 of the valid frames only (torch's own smooth_l1_loss on the sliced, unpadded
-    frames as the oracle), and a stage's root_weight adds exactly root_weight x root to the total."""
+@pytest.mark.parametrize(
+    ("part", "dims", "weight"),
+    [("root", list(range(4)), "root_weight"), ("limbs", sorted(LIMB_DIMS), "limb_weight")],
+    ids=["root", "limbs"],
+)
+def test_a_weighted_vae_loss_covers_its_dims_and_adds_to_the_vae_stage_total(data_root, part, dims, weight):
+    """`root` is SmoothL1 over dims 0..3, `limbs` over `LIMB_DIMS`, valid frames only (torch's own smooth_l1_loss on
+    the sliced, unpadded frames as the oracle), and a stage's weight adds exactly weight x that loss to the total."""
     from dataclasses import replace
     from types import SimpleNamespace
 
@@ -454,16 +459,31 @@ def test_the_root_loss_weighs_the_root_dims_and_adds_to_the_vae_stage_total(data
         parts = vae_losses(model.vae, features, lengths, None, posterior_noise=0.0)
         mu, _ = model.vae.encode_distribution(features, lengths)
         recon = model.vae.decode(mu, lengths)
-        pred = torch.cat([recon[0, :40, :4], recon[1, :24, :4]])
-        true = torch.cat([features[0, :40, :4], features[1, :24, :4]])
-        assert torch.allclose(parts["root"], torch.nn.functional.smooth_l1_loss(pred, true), atol=1e-6)
+        pred = torch.cat([recon[0, :40, dims], recon[1, :24, dims]])
+        true = torch.cat([features[0, :40, dims], features[1, :24, dims]])
+        assert torch.allclose(parts[part], torch.nn.functional.smooth_l1_loss(pred, true), atol=1e-6)
 
         batch = SimpleNamespace(flat_outputs=[clip, clip[:24]])
         stage = replace(get_stage("vae"), posterior_noise=0.0)
         plain = vae_stage_losses(model, batch, stage, None)  # type: ignore[arg-type]
-        weighted = vae_stage_losses(model, batch, replace(stage, root_weight=2.5), None)  # type: ignore[arg-type]
-        assert float(parts["root"]) > 0
-        assert torch.allclose(weighted["loss"] - plain["loss"], 2.5 * parts["root"], atol=1e-5)
+        weighted = vae_stage_losses(model, batch, replace(stage, **{weight: 2.5}), None)  # type: ignore[arg-type]
+        assert float(parts[part]) > 0
+        assert torch.allclose(weighted["loss"] - plain["loss"], 2.5 * parts[part], atol=1e-5)
+
+
+def test_the_limb_dims_are_the_far_joints_positions_and_velocities(data_root):
+    """`LIMB_DIMS`, worked out by hand from the 263-dim layout (root 4, positions of joints 1..21 from dim 4, 6D
+    rotations from 67, velocities of joints 0..21 from 193): knees, ankles, feet, elbows and wrists; and
+    `train --limb-weight` reaches the VAE stage."""
+    right_ankle, left_wrist = 8, 20
+    expected = {25, 26, 27, 217, 218, 219} | {61, 62, 63, 253, 254, 255}  # 4+3*(j-1)+k, 193+3*j+k
+    assert expected <= set(LIMB_DIMS) and len(set(LIMB_DIMS)) == len(LIMB_DIMS) == 60
+    assert not set(LIMB_DIMS) & set(range(67, 193)) and min(LIMB_DIMS) >= 4  # no rotations, no root
+    assert {4 + 3 * (right_ankle - 1), 193 + 3 * left_wrist} <= set(LIMB_DIMS)
+    parser = argparse.ArgumentParser()
+    add_train_command(parser.add_subparsers())
+    args = parser.parse_args(["train", "--stage", "vae", "--data", str(data_root), "--limb-weight", "5"])
+    assert args.limb_weight == 5.0
 
 
 def test_train_takes_the_root_weight_to_the_vae_stage(data_root, tmp_path):
@@ -473,49 +493,6 @@ def test_train_takes_the_root_weight_to_the_vae_stage(data_root, tmp_path):
     assert args.root_weight == 4.0
     trainer = Trainer(_config(data_root, tmp_path / "r", "vae", steps=1, root_weight=4.0))
     assert trainer.stage.root_weight == 4.0 and get_stage("vae").root_weight == 0.0
-
-
-def test_the_limb_loss_weighs_the_far_joints_and_adds_to_the_vae_stage_total(data_root):
-    """`limbs` is SmoothL1 over the positions and local velocities of knees, ankles, feet, elbows and wrists (the
-    dims worked out by hand from the 263-dim layout: root 4, positions of joints 1..21 from dim 4, 6D rotations
-    from 67, velocities of joints 0..21 from 193), valid frames only; limb_weight adds exactly weight x limbs."""
-    from dataclasses import replace
-    from types import SimpleNamespace
-
-    from backend.model.config import tiny_config
-    from backend.train.step import vae_stage_losses
-
-    right_ankle, left_wrist = 8, 20
-    expected = {25, 26, 27, 217, 218, 219} | {61, 62, 63, 253, 254, 255}  # 4+3*(j-1)+k, 193+3*j+k
-    from backend.train.losses import LIMB_DIMS
-
-    assert expected <= set(LIMB_DIMS) and len(set(LIMB_DIMS)) == len(LIMB_DIMS) == 60
-    assert not set(LIMB_DIMS) & set(range(67, 193)) and min(LIMB_DIMS) >= 4  # no rotations, no root
-    assert {4 + 3 * (right_ankle - 1), 193 + 3 * left_wrist} <= set(LIMB_DIMS)
-
-    model = build_model(tiny_config(), None, "random")
-    clip = np.load(data_root / "new_joint_vecs" / "000001.npy")[:40]
-    features, lengths = model.pad_features([clip, clip[:24]])
-    with torch.no_grad():
-        parts = vae_losses(model.vae, features, lengths, None, posterior_noise=0.0)
-        mu, _ = model.vae.encode_distribution(features, lengths)
-        recon = model.vae.decode(mu, lengths)
-        dims = sorted(LIMB_DIMS)
-        pred = torch.cat([recon[0, :40, dims], recon[1, :24, dims]])
-        true = torch.cat([features[0, :40, dims], features[1, :24, dims]])
-        assert torch.allclose(parts["limbs"], torch.nn.functional.smooth_l1_loss(pred, true), atol=1e-6)
-
-        batch = SimpleNamespace(flat_outputs=[clip, clip[:24]])
-        stage = replace(get_stage("vae"), posterior_noise=0.0)
-        plain = vae_stage_losses(model, batch, stage, None)  # type: ignore[arg-type]
-        weighted = vae_stage_losses(model, batch, replace(stage, limb_weight=4.0), None)  # type: ignore[arg-type]
-        assert float(parts["limbs"]) > 0
-        assert torch.allclose(weighted["loss"] - plain["loss"], 4.0 * parts["limbs"], atol=1e-5)
-
-    parser = argparse.ArgumentParser()
-    add_train_command(parser.add_subparsers())
-    args = parser.parse_args(["train", "--stage", "vae", "--data", str(data_root), "--limb-weight", "5"])
-    assert args.limb_weight == 5.0
 
 
 @pytest.mark.parametrize("stage", ["vae", "2"])
