@@ -65,32 +65,14 @@ class SkipTransformer(nn.Module):
         return self.norm(x)
 
 
-def decoder_layer_one_memory_token(
-    layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor, tgt_key_padding_mask: torch.Tensor
-) -> torch.Tensor:
-    """`layer(x, memory, tgt_key_padding_mask=...)` of a post-norm layer in eval mode, for a one-token memory
-    [1, B, D]: softmax over a single key weighs it exactly 1 for every query, so the cross-attention output is
-    out_proj(V(memory)) at every frame; no query/key projections or attention over T frames are computed.
-
-    Batch-invariant (`rows.py`): each clip's self-attention runs over its own frames only (attention over masked
-    padding frames rounds differently as the padded length changes), and the cross-attention's few rows are
-    padded to a multiple of 4, so a clip decodes to the same numbers alone or batched with clips of any length."""
-    lengths = (~tgt_key_padding_mask).sum(dim=1).tolist()  # [B] real frames per clip
-    x = layer.norm1(x + _self_attention_per_clip(layer.self_attn, x, lengths))
-    attention, d = layer.multihead_attn, layer.multihead_attn.embed_dim
-    batch = memory.shape[1]
-    memory = pad_rows(memory, stable_rows(batch, memory.device), dim=1)
-    values = functional.linear(memory, attention.in_proj_weight[2 * d :], attention.in_proj_bias[2 * d :])  # [1, B, D]
-    x = layer.norm2(x + attention.out_proj(values)[:, :batch])  # broadcast over the T frames
-    return layer.norm3(x + layer._ff_block(x))
-
-
 def decoder_layer_per_clip(
     layer: nn.TransformerDecoderLayer, x: torch.Tensor, memory: torch.Tensor, tgt_key_padding_mask: torch.Tensor
 ) -> torch.Tensor:
-    """`layer(x, memory, tgt_key_padding_mask=...)` of a post-norm layer in eval mode for a memory of several latent
-    tokens [L, B, D], batch-invariant like `decoder_layer_one_memory_token`: each clip's frames attend over its own
-    frames, then over its own L tokens, in calls of that clip's length."""
+    """`layer(x, memory, tgt_key_padding_mask=...)` of a post-norm layer in eval mode, memory the latent tokens
+    [L, B, D]; the same function as torch's layer, evaluated so that a clip decodes to the same numbers alone or
+    batched with clips of any length (`rows.py`): each clip's frames attend over its own frames only (attention over
+    masked padding frames rounds differently as the padded length changes), then over its own L tokens, and the
+    memory's few rows are padded to a multiple of 4."""
     lengths = (~tgt_key_padding_mask).sum(dim=1).tolist()  # [B] real frames per clip
     x = layer.norm1(x + _self_attention_per_clip(layer.self_attn, x, lengths))
     x = layer.norm2(x + _cross_attention_per_clip(layer.multihead_attn, x, memory, lengths))
@@ -101,21 +83,31 @@ def _cross_attention_per_clip(
     attention: nn.MultiheadAttention, x: torch.Tensor, memory: torch.Tensor, lengths: list[int]
 ) -> torch.Tensor:
     """`attention(x, memory, memory)` [T, B, D] in eval mode over memory [L, B, D] (no mask), the clips of each
-    length in one call of that length; frames beyond a clip's length get out_proj(0)."""
+    length in one call of that length; frames beyond a clip's length get out_proj(0).
+
+    With one token (L = 1) softmax over a single key weighs it exactly 1 for every query, so the output is
+    out_proj(V(memory)) at every frame: no query/key projections or attention over T frames are computed."""
     frames, batch, width = x.shape
     heads, d = attention.num_heads, width
     tokens = memory.shape[0]
-    q = functional.linear(x, attention.in_proj_weight[:d], attention.in_proj_bias[:d])  # [T, B, D]
     padded = pad_rows(memory, stable_rows(batch, memory.device), dim=1)  # [L, B', D]
+    if tokens == 1:
+        values = functional.linear(padded, attention.in_proj_weight[2 * d :], attention.in_proj_bias[2 * d :])
+        return attention.out_proj(values)[:, :batch].expand(frames, -1, -1)  # [1, B, D] broadcast over T frames
+    q = functional.linear(x, attention.in_proj_weight[:d], attention.in_proj_bias[:d])  # [T, B, D]
     kv = functional.linear(padded, attention.in_proj_weight[d:], attention.in_proj_bias[d:])[:, :batch]  # [L, B, 2D]
     k, v = kv.reshape(tokens, batch, 2, heads, d // heads).permute(2, 1, 3, 0, 4)  # each [B, H, L, hd]
     out = x.new_zeros(frames, batch, width)
-    for n in sorted(set(lengths)):
-        clips = [clip for clip, length in enumerate(lengths) if length == n]
+    for n, clips in _clips_by_length(lengths):
         rows = q[:n, clips].reshape(n, len(clips), heads, d // heads).permute(1, 2, 0, 3)  # [G, H, n, hd]
         attended = functional.scaled_dot_product_attention(rows, k[clips], v[clips])  # [G, H, n, hd]
         out[:n, clips] = attended.permute(2, 0, 1, 3).reshape(n, len(clips), width)
     return attention.out_proj(out)
+
+
+def _clips_by_length(lengths: list[int]) -> list[tuple[int, list[int]]]:
+    """(length, the clips of that length), shortest first."""
+    return [(n, [clip for clip, length in enumerate(lengths) if length == n]) for n in sorted(set(lengths))]
 
 
 def _self_attention_per_clip(attention: nn.MultiheadAttention, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
@@ -125,8 +117,7 @@ def _self_attention_per_clip(attention: nn.MultiheadAttention, x: torch.Tensor, 
     heads = attention.num_heads
     qkv = functional.linear(x, attention.in_proj_weight, attention.in_proj_bias)  # [T, B, 3D]
     out = x.new_zeros(frames, batch, width)
-    for n in sorted(set(lengths)):
-        clips = [clip for clip, length in enumerate(lengths) if length == n]
+    for n, clips in _clips_by_length(lengths):
         rows = qkv[:n, clips] if len(clips) < batch else qkv[:n]  # [n, G, 3D]
         q, k, v = rows.reshape(n, len(clips), 3, heads, width // heads).permute(2, 1, 3, 0, 4)  # each [G, H, n, hd]
         attended = functional.scaled_dot_product_attention(q, k, v)  # [G, H, n, hd]
@@ -218,8 +209,8 @@ class MotionVae(nn.Module):
         """Latent z [B, latent_size, D] and lengths [B] -> normalised features [B, max(lengths), nfeats], 0-padded.
 
         `shortcut`: in eval mode, evaluate the decoder layers clip by clip, batch-invariant, and with one latent
-        token without the per-frame cross-attention work (`decoder_layer_one_memory_token`, else
-        `decoder_layer_per_clip`: the same function); False runs torch's layers."""
+        token without the per-frame cross-attention work (`decoder_layer_per_clip`, the same function); False runs
+        torch's layers."""
         expected = (self.config.latent_size, self.config.latent_dim)
         if z.dim() != 3 or tuple(z.shape[1:]) != expected:
             raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {list(z.shape)}")
@@ -235,9 +226,7 @@ class MotionVae(nn.Module):
         queries = torch.zeros(frames, batch, self.config.latent_dim, device=z.device, dtype=z.dtype)  # [T, B, D]
         queries = self.query_pos_decoder(queries)
         memory = z.transpose(0, 1)  # [L, B, D]
-        run_layer = None
-        if shortcut and not self.training:
-            run_layer = decoder_layer_one_memory_token if memory.shape[0] == 1 else decoder_layer_per_clip
+        run_layer = decoder_layer_per_clip if shortcut and not self.training else None
         out = self.decoder(queries, memory, tgt_key_padding_mask=~valid, run_layer=run_layer)  # [T, B, D]
         feats = self.final_layer(out).transpose(0, 1)  # [B, T, nfeats]
         return feats.masked_fill(~valid[:, :, None], 0.0)

@@ -105,6 +105,10 @@ class TrainConfig:
     progress: bool = True
 
 
+# TrainConfig fields that, when set, replace the stage's own value of the same name.
+STAGE_OVERRIDES = ("kl_weight", "posterior_noise", "joints_weight", "root_weight", "limb_weight")
+
+
 # ----------------------------------------------------------------------------------------- atomic files
 
 
@@ -329,16 +333,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         self.stage = replace(get_stage(cfg.stage), posterior_samples=not cfg.posterior_mean_latents)
-        if cfg.kl_weight is not None:
-            self.stage = replace(self.stage, kl_weight=cfg.kl_weight)
-        if cfg.posterior_noise is not None:
-            self.stage = replace(self.stage, posterior_noise=cfg.posterior_noise)
-        if cfg.joints_weight is not None:
-            self.stage = replace(self.stage, joints_weight=cfg.joints_weight)
-        if cfg.root_weight is not None:
-            self.stage = replace(self.stage, root_weight=cfg.root_weight)
-        if cfg.limb_weight is not None:
-            self.stage = replace(self.stage, limb_weight=cfg.limb_weight)
+        overrides = {name: getattr(cfg, name) for name in STAGE_OVERRIDES if getattr(cfg, name) is not None}
+        self.stage = replace(self.stage, **overrides)
         if cfg.steps < 1 or cfg.batch_size < 1 or cfg.accumulate < 1:
             raise ValueError("steps, batch size and accumulation must be >= 1")
         device = resolve_device(cfg.device)
