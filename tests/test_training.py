@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import shutil
 from pathlib import Path
 
@@ -493,6 +494,31 @@ def test_train_takes_the_root_weight_to_the_vae_stage(data_root, tmp_path):
     assert args.root_weight == 4.0
     trainer = Trainer(_config(data_root, tmp_path / "r", "vae", steps=1, root_weight=4.0))
     assert trainer.stage.root_weight == 4.0 and get_stage("vae").root_weight == 0.0
+
+
+def test_the_log_records_each_vae_loss_part_and_the_total_is_their_weighted_sum(data_root, tmp_path):
+    weights = dict(root_weight=4.0, limb_weight=2.0)
+    trainer = Trainer(_config(data_root, tmp_path / "v", "vae", steps=2, **weights))
+    trainer.run()
+    stage = trainer.stage
+    with open(tmp_path / "v" / "train_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    for row in rows:
+        part = {k: float(row[k]) for k in ("recon", "joints", "root", "limbs", "kl")}
+        assert all(math.isfinite(v) and v > 0 for v in part.values()), row
+        total = (
+            part["recon"]
+            + stage.joints_weight * part["joints"]
+            + stage.kl_weight * part["kl"]
+            + 4.0 * part["root"]
+            + 2.0 * part["limbs"]
+        )
+        assert float(row["loss"]) == pytest.approx(total, rel=1e-5)
+    Trainer(_config(data_root, tmp_path / "t", "1", steps=1)).run()
+    with open(tmp_path / "t" / "train_log.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["root"] == row["limbs"] == "" and math.isfinite(float(row["diff"]))
 
 
 @pytest.mark.parametrize("stage", ["vae", "2"])

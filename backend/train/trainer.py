@@ -65,13 +65,15 @@ LOG_COLUMNS = (
     "diff",
     "recon",
     "joints",
+    "root",
+    "limbs",
     "kl",
     "latent_std",
     "lr",
     "samples_per_s",
     "seconds",
 )
-METRICS = ("loss", "text", "diff", "recon", "joints", "kl", "latent_std")
+METRICS = ("loss", "text", "diff", "recon", "joints", "root", "limbs", "kl", "latent_std")
 
 
 @dataclass
