@@ -56,24 +56,8 @@ from .stages import build_optimizer, configure_trainable, get_stage, set_learnin
 from .step import TrainingObjective
 
 STATE_FORMAT = 1
-LOG_COLUMNS = (
-    "step",
-    "epoch",
-    "stage",
-    "loss",
-    "text",
-    "diff",
-    "recon",
-    "joints",
-    "root",
-    "limbs",
-    "kl",
-    "latent_std",
-    "lr",
-    "samples_per_s",
-    "seconds",
-)
 METRICS = ("loss", "text", "diff", "recon", "joints", "root", "limbs", "kl", "latent_std")
+LOG_COLUMNS = ("step", "epoch", "stage", *METRICS, "lr", "samples_per_s", "seconds")
 
 
 @dataclass
