@@ -329,3 +329,34 @@ def test_training_learns_a_condition_to_target_mapping():
         own = (samples[i] - targets[i, 0]).norm(dim=-1)  # [8]
         other = (samples[i] - targets[1 - i, 0]).norm(dim=-1)
         assert own.mean() < 0.3 * separation and other.mean() > 0.7 * separation
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_joint_latent_lets_one_token_see_the_others(joint: bool):
+    """Several latent tokens: upstream's head denoises each token on its own row, so ε̂ for token 1 cannot depend on
+    token 0's noisy value; with `joint_latent` the L·D values are one row and it does. Either way a sample is
+    [N, L·D] once flattened and the training loss takes the tasks' [M, L, D] targets."""
+    config = dataclasses.replace(
+        TINY,
+        vae=dataclasses.replace(TINY.vae, latent_size=3),
+        diffusion=dataclasses.replace(TINY.diffusion, joint_latent=joint),
+    )
+    torch.manual_seed(0)
+    head = DiffusionHead(config).eval()
+    tokens, width = 3, config.latent_dim
+    assert head.target_shape == ((1, tokens * width) if joint else (tokens, width))
+    assert head.net.input_proj.in_features == head.net.final_layer.linear.out_features == head.target_shape[1]
+    cond = torch.randn(2, *head.cond_shape)
+    x = torch.randn(2, *head.target_shape)
+    nudged = x.reshape(2, tokens, width).clone()
+    nudged[:, 0] += 1.0  # move token 0 only
+    t = torch.tensor([500, 500])
+    with torch.no_grad():
+        before = head.net(x, t, cond).reshape(2, tokens, width)
+        after = head.net(nudged.reshape(x.shape), t, cond).reshape(2, tokens, width)
+    moved = (after[:, 1:] - before[:, 1:]).abs().max().item()
+    assert (moved > 1e-4) if joint else (moved == 0.0)
+    sample = head.sample(cond, steps=5, generator=torch.Generator().manual_seed(1))
+    assert sample.flatten(1).shape == (2, tokens * width)
+    targets = torch.randn(2, tokens * width).reshape(2, *head.target_shape)
+    assert torch.isfinite(head.loss(targets, cond, torch.Generator().manual_seed(2)))

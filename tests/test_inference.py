@@ -223,15 +223,20 @@ def test_encode_decode_public_api(model, clip):
     np.testing.assert_array_equal(sampled, model.encode_motion(clip, sample=True, seed=1))
 
 
-def test_several_latent_tokens_per_motion_flow_through_every_task(clip):
+@pytest.mark.parametrize("joint", [False, True])
+def test_several_latent_tokens_per_motion_flow_through_every_task(clip, joint):
     """A VAE with 3 latent tokens (MLD's `latent_size`): the tasks see one flattened latent of 3·D per motion, the
-    motion input head and the diffusion head take and give all of it, and a request is still bit-identical alone or
-    batched."""
+    motion input head and the diffusion head take and give all of it (per token, or as one row: `joint_latent`), and
+    a request is still bit-identical alone or batched."""
     import dataclasses
 
     torch.manual_seed(1)
     base = tiny_config()
-    config = dataclasses.replace(base, vae=dataclasses.replace(base.vae, latent_size=3))
+    config = dataclasses.replace(
+        base,
+        vae=dataclasses.replace(base.vae, latent_size=3),
+        diffusion=dataclasses.replace(base.diffusion, joint_latent=joint),
+    )
     model = build_model(config, None, "random")
     latent = model.encode_motion(clip)
     assert latent.shape == (3 * config.latent_dim,)

@@ -96,6 +96,10 @@ class DiffusionConfig:
     uncond_prob: float = 0.1  # CFG dropout: condition replaced by the learned fake latent
     guidance_scale: float = 7.5  # sampling CFG scale of the released configs
     temperature: float = 1.0
+    # With several latent tokens, upstream's head denoises each token on its own (one condition row per token, no
+    # exchange between tokens), so the tokens of one sample are drawn independently given the condition. True
+    # denoises them as one [1, L·D] vector instead. Same as upstream when latent_size is 1 (the official model).
+    joint_latent: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ class MotionGPT3Config:
     def latent_dim(self) -> int:
         """Width of one motion latent (VAE output = diffusion target)."""
         return self.vae.latent_dim
+
+    @property
+    def diffusion_target_shape(self) -> tuple[int, int]:
+        """One diffusion sample [rows, width]: the L latent tokens [L, D], or one [1, L·D] row (`joint_latent`)."""
+        tokens, width = self.vae.latent_size, self.latent_dim
+        return (1, tokens * width) if self.diffusion.joint_latent else (tokens, width)
 
     @property
     def hidden_dim(self) -> int:

@@ -276,13 +276,14 @@ class SimpleMLPAdaLN(nn.Module):
     def __init__(self, config: MotionGPT3Config) -> None:
         super().__init__()
         d = config.diffusion
+        rows, row_width = config.diffusion_target_shape
         self.time_embed = TimestepEmbedder(d.width)
-        self.input_proj = nn.Linear(config.latent_dim, d.width)
+        self.input_proj = nn.Linear(row_width, d.width)
         self.cond_embed = ConditionEncoder(
-            config.hidden_dim, d.width, config.vae.latent_size, d.cond_heads, d.cond_ff_size, d.cond_max_positions
+            config.hidden_dim, d.width, rows, d.cond_heads, d.cond_ff_size, d.cond_max_positions
         )
         self.res_blocks = nn.ModuleList(ResBlock(d.width) for _ in range(d.depth))
-        self.final_layer = FinalLayer(d.width, config.latent_dim)
+        self.final_layer = FinalLayer(d.width, row_width)
 
     def _modulations_of(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """y [..., W] -> every layer's AdaLN terms in order: 3 per residual block, then the final layer's 2."""
@@ -326,7 +327,7 @@ class DiffusionHead(nn.Module):
     def __init__(self, config: MotionGPT3Config) -> None:
         super().__init__()
         self.config = config.diffusion
-        self.target_shape = (config.vae.latent_size, config.latent_dim)  # one sample is [L, D] = [1, 256]
+        self.target_shape = config.diffusion_target_shape  # one sample is [L, D] = [1, 256] (or [1, L·D], joint)
         self.cond_shape = (config.backbone.holders_per_motion, config.hidden_dim)  # [H, Z] = [4, 768]
         self.net = SimpleMLPAdaLN(config)
         d = self.config
